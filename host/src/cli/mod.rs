@@ -1,0 +1,111 @@
+//! The command line: clap definitions only. `main.rs` dispatches them to the
+//! library; nothing here decides anything.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
+/// policy plugins.
+///
+/// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
+/// plugin file or settings; 3 a plugin denied; 4 a plugin failed (trap,
+/// timeout, bad answer) under fail-closed; 5 a required component or peer is
+/// unreachable.
+#[derive(Debug, Parser)]
+#[command(name = "plinth", version, propagate_version = true)]
+pub struct Cli {
+    /// Log only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Log debug detail, plugins' own debug lines included.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn this machine into a controller.
+    Controller(ControllerArgs),
+    /// Look at plugins without running a bootstrap.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Certificates of a data dir.
+    #[command(subcommand)]
+    Pki(PkiCommand),
+    /// Help for air-gapped sites.
+    #[command(subcommand)]
+    Airgap(AirgapCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Generate the PKI and configuration, run every plugin hook, commit, and
+    /// exit; do not start etcd or serve. (Run mode is not part of this build.)
+    #[arg(long)]
+    pub init_only: bool,
+    /// Directory of plugins (`*.wasm`, each with an optional `NAME.toml`).
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// Where the PKI, configuration, journal and plugin cache live.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
+    pub data_dir: PathBuf,
+    /// ClusterConfig YAML; the embedded default when absent.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Join token of an existing cluster.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Name, version, hooks, contract, sha256, size and compile time of a plugin.
+    Inspect {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// The chain of every hook for a plugin directory, with policies and limits.
+    Plan {
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// When each certificate, kubeconfig and CA expires; exits 1 when one has.
+    CheckExpiration {
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
+        data_dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AirgapCommand {
+    /// The images this configuration uses, one reference per line, after the
+    /// plugin chain when --plugins is given.
+    ListImages {
+        /// Every image of the catalog, not only those the config activates.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        #[arg(long, value_name = "DIR")]
+        plugins: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}

@@ -1,0 +1,304 @@
+//! The cluster configuration: parsing, defaults, and what gets persisted.
+//!
+//! A [`Config`] holds two views of one document: [`Config::user`], exactly the
+//! fields someone set (the file, or a pre-init plugin's patch), and
+//! [`Config::effective`], every field resolved against the embedded default
+//! and the node's facts. Only the first is ever written to disk.
+
+mod cidr;
+mod duration;
+pub mod merge;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use cidr::Cidr;
+pub use duration::GoDuration;
+pub use schema::{ClusterConfig, ImageOverride, NetworkProvider, PullPolicy, StorageType};
+
+use crate::node::NodeFacts;
+use crate::pki::KeyAlgorithm;
+
+/// The embedded default document, also what `cargo xtask demo` runs on.
+pub const DEFAULT_YAML: &str = include_str!("default.yaml");
+
+/// Where the persisted configuration lives, relative to the data dir.
+pub const PERSISTED_PATH: &str = "config/cluster.yaml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}; check the --config path")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {origin}: {message}")]
+    Parse { origin: String, message: String },
+    #[error("invalid config {origin}: {key}: {message}")]
+    Invalid { origin: String, key: &'static str, message: String },
+    #[error("pre-init patch from plugin {plugin} is not a JSON object: {message}")]
+    Patch { plugin: String, message: String },
+}
+
+/// A validated configuration: what the user set, and what is in force.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the user's document came from, for error messages.
+    pub origin: String,
+    /// Only the fields someone set; the document to persist.
+    pub user: ClusterConfig,
+    /// Every field resolved.
+    pub effective: Effective,
+}
+
+/// The configuration in force, with no optional fields left.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Effective {
+    pub name: String,
+    pub api: Api,
+    pub network: Network,
+    pub storage: Storage,
+    pub pki: Pki,
+    pub images: Images,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Api {
+    pub address: IpAddr,
+    pub port: u16,
+    pub sans: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Network {
+    pub provider: NetworkProvider,
+    pub service_cidr: Cidr,
+    pub pod_cidr: Cidr,
+    pub cluster_domain: String,
+    pub node_local_load_balancing: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Storage {
+    /// etcd run by Plinth; peers reach it at `peer_address`.
+    Embedded { peer_address: IpAddr },
+    External { endpoints: Vec<String> },
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pki {
+    pub key_algorithm: KeyAlgorithm,
+    pub ca_validity: GoDuration,
+    pub cert_validity: GoDuration,
+    pub renew_before: GoDuration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Images {
+    pub repository: Option<String>,
+    pub default_pull_policy: PullPolicy,
+    /// Explicit per-component overrides, by component name.
+    pub overrides: BTreeMap<String, ImageOverride>,
+}
+
+impl Config {
+    /// Read `path`; without one, nothing is set and every field comes from
+    /// the embedded default.
+    pub fn load(path: Option<&Path>, node: &NodeFacts) -> Result<Self, ConfigError> {
+        match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                Self::from_yaml(&text, &path.display().to_string(), node)
+            }
+            None => Self::from_user(ClusterConfig::default(), "(embedded default)", node),
+        }
+    }
+
+    /// Parse a document; `origin` names it in errors.
+    pub fn from_yaml(text: &str, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+        let user: ClusterConfig = if text.trim().is_empty() {
+            ClusterConfig::default()
+        } else {
+            serde_yaml::from_str(text)
+                .map_err(|error| ConfigError::Parse { origin: origin.to_owned(), message: error.to_string() })?
+        };
+        Self::from_user(user, origin, node)
+    }
+
+    fn from_user(user: ClusterConfig, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+        let effective = resolve(&effective_document(&user, origin)?, origin, node)?;
+        Ok(Self { origin: origin.to_owned(), user, effective })
+    }
+
+    /// Apply a plugin's JSON merge patch to what the user set, and validate
+    /// the result again as if the user had written it.
+    pub fn patched(&self, patch: &Value, plugin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+        if !patch.is_object() {
+            return Err(ConfigError::Patch { plugin: plugin.to_owned(), message: format!("got `{patch}`") });
+        }
+        let mut document = to_json(&self.user);
+        merge::apply(&mut document, patch);
+        let origin = format!("{} patched by plugin {plugin}", self.origin);
+        let user: ClusterConfig = serde_json::from_value(document)
+            .map_err(|error| ConfigError::Parse { origin: origin.clone(), message: error.to_string() })?;
+        Self::from_user(user, &origin, node)
+    }
+
+    /// The effective document as JSON, for pre-init plugins: the user's
+    /// fields over the embedded default, with node-derived values filled in.
+    pub fn effective_json(&self) -> String {
+        let mut document = to_json(&effective_document(&self.user, &self.origin).unwrap_or_default());
+        let filled = serde_json::json!({
+            "spec": {
+                "api": {"address": self.effective.api.address.to_string()},
+                "storage": match &self.effective.storage {
+                    Storage::Embedded { peer_address } => serde_json::json!({"etcd": {"peerAddress": peer_address.to_string()}}),
+                    Storage::External { .. } => serde_json::json!({}),
+                },
+            }
+        });
+        merge::apply(&mut document, &filled);
+        document.to_string()
+    }
+
+    /// The document Plinth persists: only what was set.
+    pub fn persisted_yaml(&self) -> String {
+        let mut user = self.user.clone();
+        user.api_version.get_or_insert_with(|| schema::API_VERSION.to_owned());
+        user.kind.get_or_insert_with(|| schema::KIND.to_owned());
+        serde_yaml::to_string(&user).expect("a ClusterConfig always serialises")
+    }
+}
+
+fn to_json(config: &ClusterConfig) -> Value {
+    serde_json::to_value(config).expect("a ClusterConfig always serialises")
+}
+
+/// The user's document layered over the embedded default.
+fn effective_document(user: &ClusterConfig, origin: &str) -> Result<ClusterConfig, ConfigError> {
+    let defaults: ClusterConfig = serde_yaml::from_str(DEFAULT_YAML).expect("the embedded default parses");
+    let mut document = to_json(&defaults);
+    merge::apply(&mut document, &to_json(user));
+    serde_json::from_value(document)
+        .map_err(|error| ConfigError::Parse { origin: origin.to_owned(), message: error.to_string() })
+}
+
+fn resolve(document: &ClusterConfig, origin: &str, node: &NodeFacts) -> Result<Effective, ConfigError> {
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid { origin: origin.to_owned(), key, message };
+    if let Some(api_version) = document.api_version.as_deref().filter(|v| *v != schema::API_VERSION) {
+        return Err(invalid("apiVersion", format!("`{api_version}` is not supported; use `{}`", schema::API_VERSION)));
+    }
+    if let Some(kind) = document.kind.as_deref().filter(|k| *k != schema::KIND) {
+        return Err(invalid("kind", format!("`{kind}` is not supported; use `{}`", schema::KIND)));
+    }
+    let spec = document.spec.clone().unwrap_or_default();
+    let api = spec.api.unwrap_or_default();
+    let network = spec.network.unwrap_or_default();
+    let storage = spec.storage.unwrap_or_default();
+    let pki = spec.pki.unwrap_or_default();
+    let images = spec.images.unwrap_or_default();
+    let defaulted = "is always set by the embedded default";
+
+    let address = api.address.unwrap_or_else(|| node.primary_address());
+    let port = api.port.expect(defaulted);
+    if port == 0 {
+        return Err(invalid("spec.api.port", "0 is not a port; use 1-65535 (6443 by default)".to_owned()));
+    }
+    let sans = api.sans.unwrap_or_default();
+    if let Some(bad) = sans.iter().find(|san| !is_valid_san(san)) {
+        return Err(invalid("spec.api.sans", format!("`{bad}` is neither an IP address nor a DNS name")));
+    }
+    let cluster_domain = network.cluster_domain.expect(defaulted);
+    if !is_valid_san(&cluster_domain) || cluster_domain.parse::<IpAddr>().is_ok() {
+        return Err(invalid("spec.network.clusterDomain", format!("`{cluster_domain}` is not a DNS domain")));
+    }
+    let storage = match storage.storage_type.expect(defaulted) {
+        StorageType::Etcd => {
+            let etcd = storage.etcd.unwrap_or_default();
+            if etcd.external_cluster.is_some() {
+                return Err(invalid(
+                    "spec.storage.etcd.externalCluster",
+                    "is set but spec.storage.type is `etcd`; set the type to `external` to use it".to_owned(),
+                ));
+            }
+            Storage::Embedded { peer_address: etcd.peer_address.unwrap_or(address) }
+        }
+        StorageType::External => {
+            let endpoints = storage
+                .etcd
+                .and_then(|etcd| etcd.external_cluster)
+                .map(|external| external.endpoints)
+                .unwrap_or_default();
+            if endpoints.is_empty() {
+                return Err(invalid(
+                    "spec.storage.etcd.externalCluster.endpoints",
+                    "external storage needs at least one etcd endpoint".to_owned(),
+                ));
+            }
+            Storage::External { endpoints }
+        }
+    };
+    let key_algorithm = pki.key_algorithm.expect(defaulted);
+    let key_algorithm = key_algorithm.parse().map_err(|_| {
+        invalid(
+            "spec.pki.keyAlgorithm",
+            format!("`{key_algorithm}` is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"),
+        )
+    })?;
+    let pki = Pki {
+        key_algorithm,
+        ca_validity: pki.ca_validity.expect(defaulted),
+        cert_validity: pki.cert_validity.expect(defaulted),
+        renew_before: pki.renew_before.expect(defaulted),
+    };
+    if pki.cert_validity > pki.ca_validity {
+        return Err(invalid(
+            "spec.pki.certValidity",
+            format!("{} outlives the CAs ({}); make it shorter than caValidity", pki.cert_validity, pki.ca_validity),
+        ));
+    }
+    let repository = images.repository.filter(|r| !r.is_empty());
+    if let Some(bad) = repository.as_deref().filter(|r| r.contains("://") || r.contains(char::is_whitespace)) {
+        return Err(invalid("spec.images.repository", format!("`{bad}` is not a registry; write it like `registry.example.com:5000`")));
+    }
+    Ok(Effective {
+        name: document.metadata.clone().and_then(|m| m.name).expect(defaulted),
+        api: Api { address, port, sans },
+        network: Network {
+            provider: network.provider.expect(defaulted),
+            service_cidr: network.service_cidr.expect(defaulted),
+            pod_cidr: network.pod_cidr.expect(defaulted),
+            cluster_domain,
+            node_local_load_balancing: network.node_local_load_balancing.and_then(|n| n.enabled).expect(defaulted),
+        },
+        storage,
+        pki,
+        images: Images {
+            repository,
+            default_pull_policy: images.default_pull_policy.expect(defaulted),
+            overrides: images.components,
+        },
+    })
+}
+
+/// An IP address, or a DNS name (wildcards allowed in the first label).
+fn is_valid_san(san: &str) -> bool {
+    if san.parse::<IpAddr>().is_ok() {
+        return true;
+    }
+    let name = san.strip_prefix("*.").unwrap_or(san);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+#[cfg(test)]
+mod tests;

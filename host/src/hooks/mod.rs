@@ -1,0 +1,259 @@
+//! Hook chains: how a decision passes from the built-in default through
+//! every plugin serving the hook.
+//!
+//! The model is Kubernetes' Initializers: the built-in runs first, then each
+//! plugin in chain order sees the previous result and returns the next; the
+//! outcome is final only when every participant has been heard. Findings of
+//! severity `deny` (and refusals, which are denials of a mutating hook) are
+//! collected from every participant and fail the phase together, so the
+//! operator sees every reason at once. A participant that traps, times out
+//! or answers malformed stops the chain (exit 4) unless its manifest says
+//! `failure-policy = "ignore"`.
+//!
+//! Built-ins and plugins implement the same per-hook trait (see each hook's
+//! file), so either can stand anywhere in a chain.
+
+pub mod image_resolve;
+pub mod join_decision;
+pub mod post_pki;
+pub mod pre_init;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::journal::{self, Entry, Journal, JournalError, Verdict};
+use crate::plugin::{CallFailure, Finding, Plugin, Severity};
+
+/// Most findings one participant may return in one call.
+pub const MAX_FINDINGS: usize = 10_000;
+/// Longest text field a participant may return (a message, a reason, ...).
+pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// The hooks of the contract, in bootstrap order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    PreInit,
+    JoinDecision,
+    PostPki,
+    ImageResolve,
+    Readiness,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 5] = [Hook::PreInit, Hook::JoinDecision, Hook::PostPki, Hook::ImageResolve, Hook::Readiness];
+
+    /// The name used in the WIT, manifests, logs and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::PreInit => "pre-init",
+            Hook::JoinDecision => "join-decision",
+            Hook::PostPki => "post-pki",
+            Hook::ImageResolve => "image-resolve",
+            Hook::Readiness => "readiness",
+        }
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Hook {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Hook::ALL
+            .into_iter()
+            .find(|hook| hook.as_str() == name)
+            .ok_or_else(|| format!("`{name}` is not a hook"))
+    }
+}
+
+/// What to do when a participant fails (trap, timeout, malformed answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Fail the bootstrap (exit 4). The default: a policy that cannot run
+    /// must not be taken as a policy that allowed.
+    #[default]
+    Fail,
+    /// Log, journal and go on as if the participant had not been called.
+    Ignore,
+}
+
+/// Anything that can take part in a chain.
+pub trait Participant {
+    /// `builtin:<name>` for built-ins, the file stem for plugins.
+    fn name(&self) -> &str;
+
+    fn sha256(&self) -> Option<&str> {
+        None
+    }
+
+    fn failure_policy(&self) -> FailurePolicy {
+        FailurePolicy::Fail
+    }
+}
+
+impl Participant for Plugin {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn sha256(&self) -> Option<&str> {
+        Some(&self.sha256)
+    }
+
+    fn failure_policy(&self) -> FailurePolicy {
+        Plugin::failure_policy(self)
+    }
+}
+
+/// A finding with the participant that made it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Attributed {
+    pub participant: String,
+    pub finding: Finding,
+}
+
+impl fmt::Display for Attributed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Finding { subject, rule, message, .. } = &self.finding;
+        write!(f, "{} [{rule}] {subject}: {message}", self.participant)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HookError {
+    #[error("{hook} denied: {}", denials.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Denied { hook: Hook, denials: Vec<Attributed> },
+    #[error("plugin {participant} failed in {hook}: {failure}")]
+    Failed { hook: Hook, participant: String, failure: CallFailure },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+impl HookError {
+    pub fn exit_code(&self) -> crate::ExitCode {
+        match self {
+            Self::Denied { .. } => crate::ExitCode::Denied,
+            Self::Failed { .. } => crate::ExitCode::PluginFailed,
+            Self::Journal(_) => crate::ExitCode::Internal,
+        }
+    }
+}
+
+/// One participant's answer: the next value, and what it found.
+pub struct Answer<T> {
+    pub next: T,
+    pub findings: Vec<Finding>,
+    /// Hook-specific summary for the journal.
+    pub detail: Option<serde_json::Value>,
+}
+
+impl<T> Answer<T> {
+    pub fn next(next: T) -> Self {
+        Self { next, findings: Vec::new(), detail: None }
+    }
+
+    /// Keep `current`, and deny with `reason` (a refusal of a mutating hook).
+    pub fn refuse(current: T, hook: Hook, reason: String) -> Self {
+        let finding = Finding {
+            severity: Severity::Deny,
+            subject: hook.as_str().to_owned(),
+            rule: "refused".to_owned(),
+            message: reason,
+        };
+        Self { next: current, findings: vec![finding], detail: None }
+    }
+}
+
+/// The result of a chain: the final value and the findings that did not deny.
+pub struct Outcome<T> {
+    pub value: T,
+    pub notes: Vec<Attributed>,
+}
+
+/// Run `participants` in order over `initial`. `call` asks one participant
+/// for its answer and checks it (size caps, hook rules), returning
+/// [`CallFailure::Malformed`] for an answer it will not accept.
+pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
+    hook: Hook,
+    journal: &mut Journal,
+    participants: &[&P],
+    initial: T,
+    mut call: impl FnMut(&P, &T) -> Result<Answer<T>, CallFailure>,
+) -> Result<Outcome<T>, HookError> {
+    let mut current = initial;
+    let mut denials = Vec::new();
+    let mut notes = Vec::new();
+    for participant in participants {
+        let mut entry = Entry::new(hook.as_str(), participant.name(), Verdict::Allowed);
+        entry.sha256 = participant.sha256().map(str::to_owned);
+        entry.input_digest = Some(journal::digest(&current));
+        let started = Instant::now();
+        let answer = call(participant, &current).and_then(|answer| check_findings(answer, participant.name()));
+        let entry = entry.took(started.elapsed());
+        match answer {
+            Ok(answer) => {
+                let attributed = answer.findings.into_iter().map(|finding| Attributed {
+                    participant: participant.name().to_owned(),
+                    finding,
+                });
+                let (denied, other): (Vec<_>, Vec<_>) = attributed.partition(|a| a.finding.severity == Severity::Deny);
+                let verdict = if denied.is_empty() { Verdict::Allowed } else { Verdict::Denied };
+                let mut entry = Entry { verdict, detail: answer.detail, ..entry };
+                entry.findings = denied.iter().chain(&other).map(|a| serde_json::json!(a.finding)).collect();
+                journal.record(entry)?;
+                for note in &other {
+                    tracing::warn!(hook = hook.as_str(), "{note}");
+                }
+                denials.extend(denied);
+                notes.extend(other);
+                current = answer.next;
+            }
+            Err(failure) if participant.failure_policy() == FailurePolicy::Ignore => {
+                tracing::warn!(hook = hook.as_str(), plugin = participant.name(), "ignoring failure: {failure}");
+                journal.record(Entry { verdict: Verdict::FailureIgnored, trap: Some(failure.to_string()), ..entry })?;
+            }
+            Err(failure) => {
+                journal.record(Entry { verdict: Verdict::Failed, trap: Some(failure.to_string()), ..entry })?;
+                return Err(HookError::Failed { hook, participant: participant.name().to_owned(), failure });
+            }
+        }
+    }
+    if denials.is_empty() { Ok(Outcome { value: current, notes }) } else { Err(HookError::Denied { hook, denials }) }
+}
+
+fn check_findings<T>(answer: Answer<T>, participant: &str) -> Result<Answer<T>, CallFailure> {
+    if answer.findings.len() > MAX_FINDINGS {
+        return Err(CallFailure::Malformed(format!(
+            "{} returned {} findings; at most {MAX_FINDINGS} are accepted",
+            participant,
+            answer.findings.len()
+        )));
+    }
+    for finding in &answer.findings {
+        check_text("finding message", &finding.message)?;
+        check_text("finding subject", &finding.subject)?;
+        check_text("finding rule", &finding.rule)?;
+    }
+    Ok(answer)
+}
+
+/// Refuse a text field over [`MAX_TEXT_BYTES`].
+pub(crate) fn check_text(what: &str, text: &str) -> Result<(), CallFailure> {
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(CallFailure::Malformed(format!(
+            "a {what} of {} bytes; at most {MAX_TEXT_BYTES} are accepted",
+            text.len()
+        )));
+    }
+    Ok(())
+}

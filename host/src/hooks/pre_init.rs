@@ -1,0 +1,122 @@
+//! pre-init: plugins see the effective configuration and the node's facts,
+//! and may deny or patch it. A patch is a JSON merge patch over what the
+//! user set; the patched configuration is validated again, and the next
+//! plugin sees it.
+
+use serde::{Serialize, Serializer};
+
+pub use crate::plugin::bindings::exports::plinth::bootstrap::pre_init::{NodeFacts as WireNodeFacts, PreInitAnswer};
+
+use super::{Answer, Attributed, Hook, HookError, Participant, run_chain};
+use crate::config::Config;
+use crate::journal::Journal;
+use crate::node::NodeFacts;
+use crate::plugin::{CallFailure, Finding, Plugin, PluginSet, Severity};
+
+/// Largest patch accepted from a plugin.
+pub const MAX_PATCH_BYTES: usize = 1 << 20;
+
+/// A participant of pre-init.
+pub trait ConfigValidator: Participant {
+    fn check(&self, config_json: &str, facts: &WireNodeFacts) -> Result<PreInitAnswer, CallFailure>;
+}
+
+impl ConfigValidator for Plugin {
+    fn check(&self, config_json: &str, facts: &WireNodeFacts) -> Result<PreInitAnswer, CallFailure> {
+        self.call_hook(Hook::PreInit, |store, instance, exports| {
+            exports.pre_init(store, instance)?.call_check(&mut *store, config_json, facts)
+        })
+    }
+}
+
+/// The built-in: warns about addresses that will not reach this node.
+pub struct NodeAddressCheck;
+
+impl Participant for NodeAddressCheck {
+    fn name(&self) -> &str {
+        "builtin:node-addresses"
+    }
+}
+
+impl ConfigValidator for NodeAddressCheck {
+    fn check(&self, config_json: &str, facts: &WireNodeFacts) -> Result<PreInitAnswer, CallFailure> {
+        let document: serde_json::Value =
+            serde_json::from_str(config_json).map_err(|e| CallFailure::Malformed(e.to_string()))?;
+        let mut findings = Vec::new();
+        let known = |address: &str| {
+            facts.addresses.iter().any(|a| a == address)
+                || address.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        };
+        for (key, pointer) in
+            [("spec.api.address", "/spec/api/address"), ("spec.storage.etcd.peerAddress", "/spec/storage/etcd/peerAddress")]
+        {
+            if let Some(address) = document.pointer(pointer).and_then(|v| v.as_str())
+                && !known(address)
+            {
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    subject: key.to_owned(),
+                    rule: "node-address".to_owned(),
+                    message: format!(
+                        "{address} is not an address of this machine ({}); fine behind a load balancer, a typo otherwise",
+                        facts.addresses.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(PreInitAnswer { findings, patch: None })
+    }
+}
+
+/// The chain's value: the configuration as it stands, digested by its
+/// effective document.
+struct Current(Config);
+
+impl Serialize for Current {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0.effective_json())
+    }
+}
+
+pub fn wire_facts(node: &NodeFacts, data_dir: &std::path::Path) -> WireNodeFacts {
+    WireNodeFacts {
+        hostname: node.hostname.clone(),
+        addresses: node.addresses.iter().map(ToString::to_string).collect(),
+        plinth_version: env!("CARGO_PKG_VERSION").to_owned(),
+        data_dir: data_dir.display().to_string(),
+    }
+}
+
+/// Run the chain and return the (possibly patched) configuration with the
+/// findings that did not deny.
+pub fn run(
+    config: Config,
+    node: &NodeFacts,
+    data_dir: &std::path::Path,
+    plugins: &PluginSet,
+    journal: &mut Journal,
+) -> Result<(Config, Vec<Attributed>), HookError> {
+    let facts = wire_facts(node, data_dir);
+    let mut chain: Vec<&dyn ConfigValidator> = vec![&NodeAddressCheck];
+    chain.extend(plugins.serving(Hook::PreInit).map(|p| p as &dyn ConfigValidator));
+    let outcome = run_chain(Hook::PreInit, journal, &chain, Current(config), |participant, current| {
+        let answer = participant.check(&current.0.effective_json(), &facts)?;
+        let Some(patch) = answer.patch else {
+            return Ok(Answer { next: Current(current.0.clone()), findings: answer.findings, detail: None });
+        };
+        if patch.len() > MAX_PATCH_BYTES {
+            return Err(CallFailure::Malformed(format!(
+                "a patch of {} bytes; at most {MAX_PATCH_BYTES} are accepted",
+                patch.len()
+            )));
+        }
+        let value: serde_json::Value = serde_json::from_str(&patch)
+            .map_err(|error| CallFailure::Malformed(format!("its patch is not JSON: {error}")))?;
+        let patched = current
+            .0
+            .patched(&value, participant.name(), node)
+            .map_err(|error| CallFailure::Malformed(format!("its patch makes the config invalid: {error}")))?;
+        Ok(Answer { next: Current(patched), findings: answer.findings, detail: Some(serde_json::json!({"patch": value})) })
+    })?;
+    Ok((outcome.value.0, outcome.notes))
+}

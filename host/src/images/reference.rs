@@ -1,0 +1,97 @@
+//! Just enough of the OCI image reference grammar to rewrite registries and
+//! refuse what a container runtime would refuse.
+
+/// Split `repository` into its registry host and the path after it. A first
+/// segment with a `.` or `:`, or `localhost`, is a registry; otherwise the
+/// image lives on Docker Hub, where a one-segment name means `library/NAME`.
+pub fn split_registry(repository: &str) -> (&str, String) {
+    match repository.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest.to_owned()),
+        Some(_) => ("docker.io", repository.to_owned()),
+        None => ("docker.io", format!("library/{repository}")),
+    }
+}
+
+/// `repository` moved to `registry` (which may carry a path prefix).
+pub fn with_registry(repository: &str, registry: &str) -> String {
+    let (_, path) = split_registry(repository);
+    format!("{}/{path}", registry.trim_end_matches('/'))
+}
+
+/// A repository as OCI distribution accepts it: lowercase path components of
+/// `[a-z0-9]` with `.`, `_`, `__`, `-` separators; a registry host may carry
+/// a port.
+pub fn check_repository(repository: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("`{repository}` is not an image repository: {why}"));
+    if repository.is_empty() || repository.len() > 255 {
+        return bad("it must be 1 to 255 characters");
+    }
+    if repository.contains(['@', ' ']) || repository.ends_with(':') {
+        return bad("write the tag and digest in their own fields");
+    }
+    let (host, path) = match repository.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (Some(first), rest),
+        _ => (None, repository),
+    };
+    if let Some(host) = host {
+        let (name, port) = host.split_once(':').unwrap_or((host, "0"));
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+            return bad("the registry host is malformed");
+        }
+        if port.parse::<u16>().is_err() {
+            return bad("the registry port is not a number");
+        }
+    }
+    let component_ok = |c: &str| {
+        !c.is_empty()
+            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+            && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+            && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+    };
+    if !path.split('/').all(component_ok) {
+        return bad("path components must be lowercase letters, digits and . _ - separators");
+    }
+    Ok(())
+}
+
+pub fn check_tag(tag: &str) -> Result<(), String> {
+    let valid = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid { Ok(()) } else { Err(format!("`{tag}` is not an image tag (1-128 of [A-Za-z0-9_.-])")) }
+}
+
+pub fn check_digest(digest: &str) -> Result<(), String> {
+    match digest.strip_prefix("sha256:") {
+        Some(hex) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) => Ok(()),
+        _ => Err(format!("`{digest}` is not a digest; write it as sha256:<64 lowercase hex digits>")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_is_recognised_like_docker_does() {
+        assert_eq!(split_registry("registry.k8s.io/pause"), ("registry.k8s.io", "pause".to_owned()));
+        assert_eq!(split_registry("localhost/x/y"), ("localhost", "x/y".to_owned()));
+        assert_eq!(split_registry("calico/node"), ("docker.io", "calico/node".to_owned()));
+        assert_eq!(split_registry("busybox"), ("docker.io", "library/busybox".to_owned()));
+        assert_eq!(with_registry("quay.io/calico/node", "mirror:5000/k8s/"), "mirror:5000/k8s/calico/node");
+    }
+
+    #[test]
+    fn malformed_references_are_refused() {
+        assert!(check_repository("registry.k8s.io/coredns/coredns").is_ok());
+        assert!(check_repository("mirror.local:5000/a/b").is_ok());
+        for bad in ["", "UPPER CASE spaces!!", "a//b", "x.io:port/a", "a/b@sha256:00", "-a/b"] {
+            assert!(check_repository(bad).is_err(), "{bad} was accepted");
+        }
+        assert!(check_tag("v1.2.3-k0s.0").is_ok());
+        assert!(check_tag("").is_err() && check_tag("-x").is_err());
+        assert!(check_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(check_digest("sha256:abc").is_err());
+    }
+}

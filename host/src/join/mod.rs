@@ -1,0 +1,32 @@
+//! What the create-or-join decision is made from: storage state and the
+//! join token.
+
+pub mod token;
+
+use std::path::Path;
+
+pub use token::{JoinToken, TokenError};
+
+use crate::config::{Config, Storage};
+use crate::hooks::join_decision::{JoinFacts, StorageKind};
+use crate::node::NodeFacts;
+
+/// The file whose presence means this machine's etcd holds cluster data.
+/// Deliberately storage state, not certificates: certificates can be copied
+/// onto a fresh machine (a CA handed over for joining), data cannot.
+pub const ETCD_MEMBER_DB: &str = "etcd/member/snap/db";
+
+/// Observe the facts the join decision is made from.
+pub fn facts(data_dir: &Path, config: &Config, token: Option<&JoinToken>, node: &NodeFacts) -> JoinFacts {
+    let storage = match config.effective.storage {
+        Storage::Embedded { .. } => StorageKind::EmbeddedEtcd,
+        Storage::External { .. } => StorageKind::ExternalEtcd,
+    };
+    JoinFacts {
+        storage,
+        etcd_member_data: storage == StorageKind::EmbeddedEtcd && data_dir.join(ETCD_MEMBER_DB).is_file(),
+        join_token_present: token.is_some(),
+        join_token_api: token.map(|t| t.api.clone()),
+        hostname: node.hostname.clone(),
+    }
+}

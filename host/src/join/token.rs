@@ -1,0 +1,108 @@
+//! Join tokens: `plinth-join-v1:<api host:port>:<sha256 of the cluster CA>:<secret>`.
+//!
+//! The CA digest pins the cluster a joining controller may trust, as
+//! kubeadm's `--discovery-token-ca-cert-hash` does: a token cannot be used to
+//! steer a controller into another cluster.
+
+use std::path::{Path, PathBuf};
+
+const PREFIX: &str = "plinth-join-v1:";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read join token {path}: {source}; check --token-file")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid join token in {path}: {message}; expected plinth-join-v1:<host:port>:<ca sha256>:<secret>")]
+    Malformed { path: PathBuf, message: String },
+}
+
+impl TokenError {
+    pub fn exit_code(&self) -> crate::ExitCode {
+        crate::ExitCode::Usage
+    }
+}
+
+/// A parsed join token. Its secret is not printable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct JoinToken {
+    /// `host:port` of an existing controller's join API.
+    pub api: String,
+    /// sha256 (hex) of the cluster CA certificate, DER-encoded.
+    pub ca_sha256: String,
+    secret: String,
+}
+
+impl std::fmt::Debug for JoinToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinToken").field("api", &self.api).field("ca_sha256", &self.ca_sha256).finish_non_exhaustive()
+    }
+}
+
+impl JoinToken {
+    pub fn read(path: &Path) -> Result<Self, TokenError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read { path: path.to_owned(), source })?;
+        Self::parse(text.trim()).map_err(|message| TokenError::Malformed { path: path.to_owned(), message })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let body = text.strip_prefix(PREFIX).ok_or("it does not start with plinth-join-v1:")?;
+        let mut fields = body.rsplitn(3, ':');
+        let (secret, ca_sha256, api) = match (fields.next(), fields.next(), fields.next()) {
+            (Some(secret), Some(ca), Some(api)) => (secret, ca, api),
+            _ => return Err("it has fewer than three fields".to_owned()),
+        };
+        let (host, port) = api.rsplit_once(':').ok_or("the API address has no port")?;
+        if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+            return Err(format!("`{api}` is not host:port"));
+        }
+        if ca_sha256.len() != 64 || !ca_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("the CA digest is not 64 hex digits".to_owned());
+        }
+        if secret.len() < 16 || !secret.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err("the secret must be at least 16 letters or digits".to_owned());
+        }
+        Ok(Self { api: api.to_owned(), ca_sha256: ca_sha256.to_ascii_lowercase(), secret: secret.to_owned() })
+    }
+
+    /// The shared secret, for the join API client only.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// sha256 (hex) of the DER of the PEM certificate at `path`: what a token
+/// pins. `None` when there is no readable certificate there.
+pub fn certificate_sha256(path: &Path) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let pem = std::fs::read(path).ok()?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
+    Some(hex::encode(Sha256::digest(&pem.contents)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::JoinToken;
+
+    #[test]
+    fn parses_tokens_with_ipv6_apis_and_hides_the_secret() {
+        let ca = "ab".repeat(32);
+        let token = JoinToken::parse(&format!("plinth-join-v1:[fd00::1]:9443:{ca}:s3cr3tS3cr3tS3cr3t")).unwrap();
+        assert_eq!(token.api, "[fd00::1]:9443");
+        assert_eq!(token.ca_sha256, ca);
+        assert!(!format!("{token:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn rejects_malformed_tokens() {
+        let ca = "ab".repeat(32);
+        for bad in [
+            String::new(),
+            format!("plinth-join-v2:10.0.0.1:9443:{ca}:s3cr3tS3cr3tS3cr3t"),
+            format!("plinth-join-v1:10.0.0.1:{ca}:s3cr3tS3cr3tS3cr3t"),
+            format!("plinth-join-v1:10.0.0.1:9443:{ca}:short"),
+            "plinth-join-v1:10.0.0.1:9443:abcd:s3cr3tS3cr3tS3cr3t".to_owned(),
+        ] {
+            assert!(JoinToken::parse(&bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Plinth: the bootstrap host of a k0s-style Kubernetes distribution.
+//!
+//! [`controller`] orders the phases; each phase lives in the module named
+//! after it. The `plinth` binary (`main.rs`, `cli/`) only parses arguments
+//! and maps errors to exit codes.
+
+pub mod cli;
+pub mod config;
+pub mod controller;
+mod error;
+pub mod hooks;
+pub mod images;
+pub mod join;
+pub mod journal;
+pub mod node;
+pub mod pki;
+pub mod plugin;
+pub mod report;
+pub mod stage;
+
+pub use error::{Error, ExitCode};

@@ -1,0 +1,101 @@
+//! The `plinth` binary: parse, dispatch, and turn errors into one line and a
+//! documented exit code.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use time::OffsetDateTime;
+
+use plinth::cli::{AirgapCommand, Cli, Command, ControllerArgs, Output, PkiCommand, PluginsCommand};
+use plinth::controller::{self, InitOptions};
+use plinth::images::{self, Catalog, Selection};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(cli.command) {
+        Ok(code) => code.into(),
+        Err(error) => {
+            let code = error.downcast_ref::<plinth::Error>().map_or(plinth::ExitCode::Internal, |e| e.exit_code());
+            eprintln!("plinth: error: {error:#}");
+            code.into()
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    let default = if cli.quiet {
+        "warn"
+    } else if cli.verbose {
+        "debug"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,plinth={default}")));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
+    match command {
+        Command::Controller(args) => controller_command(args),
+        Command::Plugins(PluginsCommand::Inspect { file, output }) => {
+            print(&plinth::report::inspect(&file)?, output)
+        }
+        Command::Plugins(PluginsCommand::Plan { dir, output }) => print(&plinth::report::plan(&dir)?, output),
+        Command::Pki(PkiCommand::CheckExpiration { data_dir, output }) => {
+            let report = plinth::pki::check_expiration(&data_dir, OffsetDateTime::now_utc())
+                .map_err(plinth::Error::from)?;
+            print(&report, output)?;
+            // kubeadm-style: a non-zero exit tells a cron job to act.
+            Ok(if report.any_expired() { plinth::ExitCode::Internal } else { plinth::ExitCode::Done })
+        }
+        Command::Airgap(AirgapCommand::ListImages { all, config, plugins, output }) => {
+            let selection = if all { Selection::All } else { Selection::Active };
+            let images =
+                controller::list_images(&Catalog::builtin(), config.as_deref(), plugins.as_deref(), selection)?;
+            match output {
+                Output::Text => {
+                    let lines: Vec<String> = images.iter().map(images::reference_of).collect();
+                    emit(&lines.join("\n"))
+                }
+                Output::Json => emit(&serde_json::to_string_pretty(&images)?),
+            }
+        }
+    }
+}
+
+fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> {
+    if !args.init_only {
+        anyhow::bail!(plinth::Error::RunModeUnavailable);
+    }
+    let options = InitOptions {
+        data_dir: args.data_dir,
+        plugins_dir: args.plugins,
+        config_file: args.config,
+        token_file: args.token_file,
+        catalog: Catalog::builtin(),
+        now: OffsetDateTime::now_utc(),
+    };
+    let bootstrap = controller::init(&options).with_context(|| format!("data dir {}", options.data_dir.display()))?;
+    emit(&plinth::report::Summary(&bootstrap).to_string())
+}
+
+fn print<T: std::fmt::Display + serde::Serialize>(report: &T, output: Output) -> anyhow::Result<plinth::ExitCode> {
+    match output {
+        Output::Text => emit(&report.to_string()),
+        Output::Json => emit(&serde_json::to_string_pretty(report)?),
+    }
+}
+
+/// Write a report to stdout. A reader that went away (`| head`) is not an
+/// error of ours.
+fn emit(text: &str) -> anyhow::Result<plinth::ExitCode> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
+        _ => Ok(plinth::ExitCode::Done),
+    }
+}

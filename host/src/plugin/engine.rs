@@ -1,0 +1,103 @@
+//! The one wasmtime engine of a Plinth process, and the clock that enforces
+//! call deadlines.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use super::PluginError;
+use super::bindings::Full;
+use super::sandbox::Sandbox;
+
+/// How often the engine's epoch advances; deadlines are counted in ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The largest memory cap a manifest may ask for; the instance pool reserves
+/// address space (not memory) for it.
+pub const MAX_MEMORY_MIB: u64 = 1024;
+
+/// Instances that may be alive at once. Calls are sequential, so this only
+/// bounds how many warm slots the pool keeps.
+const POOLED_INSTANCES: u32 = 16;
+
+/// A configured engine, the linker holding the host imports, and a thread
+/// that advances the epoch so that a guest in an infinite loop is stopped.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<Sandbox>,
+    ticker: Option<Ticker>,
+}
+
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+}
+
+impl Runtime {
+    pub fn new() -> Result<Self, PluginError> {
+        let engine = Engine::new(&engine_config()).map_err(PluginError::engine)?;
+        let mut linker = Linker::new(&engine);
+        // WASI is linked because wasm32-wasip2 guests import it through std
+        // even when they do no I/O; the context grants nothing (sandbox.rs).
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(PluginError::engine)?;
+        Full::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
+            .map_err(PluginError::engine)?;
+        let ticker = Ticker::start(engine.clone());
+        Ok(Self { engine, linker, ticker: Some(ticker) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn linker(&self) -> &Linker<Sandbox> {
+        &self.linker
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if let Some(ticker) = self.ticker.take() {
+            ticker.stop.store(true, Ordering::Relaxed);
+            let _ = ticker.thread.join();
+        }
+    }
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("plinth-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawning the epoch thread");
+        Self { stop, thread }
+    }
+}
+
+fn engine_config() -> Config {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    // A pool of pre-reserved instance slots makes instantiation a matter of
+    // resetting a slot, which is what keeps a hook call in microseconds.
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(POOLED_INSTANCES)
+        .total_core_instances(POOLED_INSTANCES * 8)
+        .total_memories(POOLED_INSTANCES * 2)
+        .total_tables(POOLED_INSTANCES * 8)
+        .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX))
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(1 << 16);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    config
+}

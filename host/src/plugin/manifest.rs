@@ -1,0 +1,72 @@
+//! The optional sidecar `NAME.toml` beside `NAME.wasm`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::PluginError;
+use super::engine::MAX_MEMORY_MIB;
+use super::sandbox::Limits;
+use crate::hooks::{FailurePolicy, Hook};
+
+/// A plugin's manifest, as written. Every key is optional.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// Position in every chain; plugins without one follow, by file name.
+    pub order: Option<i64>,
+    /// Serve only these of the hooks the component exports.
+    pub hooks: Option<BTreeSet<Hook>>,
+    pub timeout_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub failure_policy: Option<FailurePolicy>,
+    /// Refuse to load unless the `.wasm` file has this sha256 (hex).
+    pub sha256: Option<String>,
+    /// May this plugin add or drop images in image-resolve?
+    pub allow_image_set_change: Option<bool>,
+    /// URLs a readiness plugin may have the host GET for it.
+    pub allow_urls: Option<Vec<String>>,
+    #[serde(default)]
+    pub settings: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Read `path` if it exists; a plugin without a manifest gets defaults.
+    pub fn read(path: &Path) -> Result<Self, PluginError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => return Err(PluginError::Io { path: path.to_owned(), source }),
+        };
+        let manifest: Self =
+            toml::from_str(&text).map_err(|error| PluginError::Manifest { path: path.to_owned(), message: error.to_string() })?;
+        manifest.check(path)?;
+        Ok(manifest)
+    }
+
+    fn check(&self, path: &Path) -> Result<(), PluginError> {
+        let bad = |message: String| PluginError::Manifest { path: path.to_owned(), message };
+        if let Some(pin) = &self.sha256
+            && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
+        {
+            return Err(bad(format!("sha256 `{pin}` is not 64 hex digits")));
+        }
+        if self.timeout_ms == Some(0) || self.timeout_ms.is_some_and(|ms| ms > 60_000) {
+            return Err(bad("timeout-ms must be between 1 and 60000".to_owned()));
+        }
+        if let Some(mib) = self.memory_mib.filter(|mib| *mib == 0 || *mib > MAX_MEMORY_MIB) {
+            return Err(bad(format!("memory-mib {mib} must be between 1 and {MAX_MEMORY_MIB}")));
+        }
+        Ok(())
+    }
+
+    pub fn limits(&self) -> Limits {
+        let defaults = Limits::default();
+        Limits {
+            timeout: self.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+            memory_mib: self.memory_mib.unwrap_or(defaults.memory_mib),
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! One call into a plugin: a fresh Store with nothing granted, a deadline, a
+//! memory cap, and the guest's output routed to the log.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::{Instance, InstancePre, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, Trap};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::bindings::plinth::bootstrap::{host, types};
+use super::engine::EPOCH_TICK;
+
+/// Bytes of stdout or stderr kept from one call; the rest is dropped.
+const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
+/// Longest log line a plugin may write through `host.log`.
+const LOG_LINE_BYTES: usize = 4096;
+
+/// Per-call resource limits from the plugin's manifest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Limits {
+    #[serde(serialize_with = "as_millis")]
+    pub timeout: Duration,
+    pub memory_mib: u64,
+}
+
+fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_u128(duration.as_millis())
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(2), memory_mib: 64 }
+    }
+}
+
+/// Why a call did not produce an answer.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CallFailure {
+    #[error("timed out after {} ms", .0.as_millis())]
+    Timeout(Duration),
+    #[error("exceeded its memory cap of {0} MiB")]
+    MemoryCap(u64),
+    #[error("trapped: {0}")]
+    Trap(String),
+    #[error("gave a malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// The data of one call's Store.
+pub struct Sandbox {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    cap: MemoryCap,
+    plugin: Arc<str>,
+    hook: &'static str,
+    settings: Arc<BTreeMap<String, String>>,
+}
+
+struct MemoryCap {
+    bytes: usize,
+    exceeded: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.bytes {
+            self.exceeded = true;
+            // An error, not `Ok(false)`: a guest allocator that is refused
+            // memory may spin or abort in ways that hide the cause.
+            return Err(wasmtime::format_err!("memory cap reached"));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// Who is being called, for the Store and the log.
+#[derive(Clone, Debug)]
+pub struct CallTarget {
+    pub plugin: Arc<str>,
+    pub settings: Arc<BTreeMap<String, String>>,
+    pub limits: Limits,
+}
+
+/// Instantiate `pre` in a fresh Store and run `body` against the instance.
+/// The Store, trapped or not, is dropped when this returns.
+pub fn call<R>(
+    pre: &InstancePre<Sandbox>,
+    target: &CallTarget,
+    hook: &'static str,
+    body: impl FnOnce(&mut Store<Sandbox>, &Instance) -> wasmtime::Result<R>,
+) -> Result<R, CallFailure> {
+    let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+    let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+    let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+    let memory_bytes = usize::try_from(target.limits.memory_mib << 20).unwrap_or(usize::MAX);
+    let sandbox = Sandbox {
+        wasi,
+        table: ResourceTable::new(),
+        cap: MemoryCap { bytes: memory_bytes, exceeded: false },
+        plugin: Arc::clone(&target.plugin),
+        hook,
+        settings: Arc::clone(&target.settings),
+    };
+    let mut store = Store::new(pre.engine(), sandbox);
+    store.limiter(|sandbox| &mut sandbox.cap);
+    let ticks = target.limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+    store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+    store.epoch_deadline_trap();
+
+    let outcome = pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
+    log_output(&target.plugin, hook, "stdout", &stdout);
+    log_output(&target.plugin, hook, "stderr", &stderr);
+    outcome.map_err(|error| classify(&error, store.data().cap.exceeded, &target.limits))
+}
+
+fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> CallFailure {
+    if memory_exceeded {
+        return CallFailure::MemoryCap(limits.memory_mib);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallFailure::Timeout(limits.timeout),
+        Some(trap) => CallFailure::Trap(trap.to_string()),
+        None => CallFailure::Trap(error.root_cause().to_string()),
+    }
+}
+
+fn log_output(plugin: &str, hook: &str, stream: &str, pipe: &MemoryOutputPipe) {
+    let bytes = pipe.contents();
+    for line in String::from_utf8_lossy(&bytes).lines().filter(|line| !line.trim().is_empty()) {
+        tracing::info!(target: "plinth::plugin::output", plugin, hook, stream, "{line}");
+    }
+}
+
+impl WasiView for Sandbox {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl types::Host for Sandbox {}
+
+impl host::Host for Sandbox {
+    fn log(&mut self, level: types::Level, message: String) {
+        let mut message = message;
+        if message.len() > LOG_LINE_BYTES {
+            let mut end = LOG_LINE_BYTES;
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            message.truncate(end);
+            message.push_str(" [truncated]");
+        }
+        let (plugin, hook) = (&*self.plugin, self.hook);
+        match level {
+            types::Level::Trace => tracing::trace!(target: "plinth::plugin", plugin, hook, "{message}"),
+            types::Level::Debug => tracing::debug!(target: "plinth::plugin", plugin, hook, "{message}"),
+            types::Level::Info => tracing::info!(target: "plinth::plugin", plugin, hook, "{message}"),
+            types::Level::Warn => tracing::warn!(target: "plinth::plugin", plugin, hook, "{message}"),
+            types::Level::Error => tracing::error!(target: "plinth::plugin", plugin, hook, "{message}"),
+        }
+    }
+
+    fn setting(&mut self, key: String) -> Option<String> {
+        self.settings.get(&key).cloned()
+    }
+}

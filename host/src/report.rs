@@ -1,0 +1,174 @@
+//! What `plinth plugins inspect` and `plinth plugins plan` print.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::hooks::join_decision::action_name;
+use crate::hooks::{FailurePolicy, Hook};
+use crate::plugin::{Cache, CONTRACT_VERSION, LoadKind, Limits, Plugin, PluginSet, Runtime};
+
+/// `plinth plugins inspect FILE`.
+#[derive(Debug, Serialize)]
+pub struct Inspection {
+    pub file: PathBuf,
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub contract: String,
+    pub exported_hooks: Vec<Hook>,
+    pub served_hooks: Vec<Hook>,
+    pub sha256: String,
+    pub size_bytes: u64,
+    /// Time to compile the component (inspect never uses the cache).
+    pub compile_ms: f64,
+}
+
+pub fn inspect(file: &Path) -> Result<Inspection, Error> {
+    let runtime = Runtime::new()?;
+    let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), file)?;
+    let LoadKind::Compiled { micros } = plugin.load else { unreachable!("no cache was given") };
+    Ok(Inspection {
+        file: file.to_owned(),
+        name: plugin.metadata.name.clone(),
+        version: plugin.metadata.version.clone(),
+        description: plugin.metadata.description.clone(),
+        contract: format!("plinth:bootstrap@{CONTRACT_VERSION}"),
+        exported_hooks: plugin.exported.iter().copied().collect(),
+        served_hooks: plugin.hooks.iter().copied().collect(),
+        sha256: plugin.sha256.clone(),
+        size_bytes: plugin.size,
+        compile_ms: micros as f64 / 1e3,
+    })
+}
+
+impl fmt::Display for Inspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hooks = |hooks: &[Hook]| hooks.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ");
+        writeln!(f, "file:        {}", self.file.display())?;
+        writeln!(f, "name:        {}", self.name)?;
+        writeln!(f, "version:     {}", self.version)?;
+        writeln!(f, "description: {}", self.description)?;
+        writeln!(f, "contract:    {}", self.contract)?;
+        writeln!(f, "exports:     {}", hooks(&self.exported_hooks))?;
+        writeln!(f, "serves:      {}", hooks(&self.served_hooks))?;
+        writeln!(f, "sha256:      {}", self.sha256)?;
+        writeln!(f, "size:        {} bytes", self.size_bytes)?;
+        write!(f, "compile:     {:.1} ms", self.compile_ms)
+    }
+}
+
+/// `plinth plugins plan DIR`: every hook's chain in order.
+#[derive(Debug, Serialize)]
+pub struct Plan {
+    pub directory: PathBuf,
+    pub hooks: Vec<HookPlan>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct HookPlan {
+    pub hook: Hook,
+    pub chain: Vec<Link>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Link {
+    pub name: String,
+    pub builtin: bool,
+    pub order: Option<i64>,
+    pub failure_policy: FailurePolicy,
+    pub limits: Option<Limits>,
+    pub sha256: Option<String>,
+}
+
+/// The built-in that opens each hook's chain; readiness has none in init-only.
+fn builtin_of(hook: Hook) -> Option<&'static str> {
+    match hook {
+        Hook::PreInit => Some("builtin:node-addresses"),
+        Hook::JoinDecision => Some("builtin:storage-state"),
+        Hook::PostPki => Some("builtin:validity"),
+        Hook::ImageResolve => Some("builtin:catalog"),
+        Hook::Readiness => None,
+    }
+}
+
+pub fn plan(dir: &Path) -> Result<Plan, Error> {
+    let runtime = Runtime::new()?;
+    let cache = Cache::new(None, runtime.engine());
+    let plugins = PluginSet::load(runtime, &cache, dir)?;
+    let hooks = plugins
+        .plan()
+        .into_iter()
+        .map(|(hook, chain)| {
+            let builtin = builtin_of(hook).map(|name| Link {
+                name: name.to_owned(),
+                builtin: true,
+                order: None,
+                failure_policy: FailurePolicy::Fail,
+                limits: None,
+                sha256: None,
+            });
+            let plugins = chain.into_iter().map(|plugin| Link {
+                name: plugin.name.clone(),
+                builtin: false,
+                order: plugin.manifest.order,
+                failure_policy: plugin.failure_policy(),
+                limits: Some(plugin.limits()),
+                sha256: Some(plugin.sha256.clone()),
+            });
+            HookPlan { hook, chain: builtin.into_iter().chain(plugins).collect() }
+        })
+        .collect();
+    Ok(Plan { directory: dir.to_owned(), hooks })
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "plugin chains for {}", self.directory.display())?;
+        for hook in &self.hooks {
+            write!(f, "\n{}:", hook.hook)?;
+            if hook.chain.is_empty() {
+                write!(f, " (nothing runs)")?;
+            }
+            for (position, link) in hook.chain.iter().enumerate() {
+                write!(f, "\n  {}. {}", position + 1, link.name)?;
+                if let Some(limits) = &link.limits {
+                    let policy = match link.failure_policy {
+                        FailurePolicy::Fail => "fail-closed",
+                        FailurePolicy::Ignore => "failure ignored",
+                    };
+                    write!(f, "  [{policy}, timeout {} ms, memory {} MiB", limits.timeout.as_millis(), limits.memory_mib)?;
+                    if let Some(order) = link.order {
+                        write!(f, ", order {order}")?;
+                    }
+                    write!(f, "]")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+
+/// The operator's summary of a finished `controller --init-only`.
+pub struct Summary<'a>(pub &'a crate::controller::Bootstrap);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bootstrap = self.0;
+        writeln!(f, "{:<14} {:>9}  what happened", "phase", "took")?;
+        for phase in &bootstrap.phases {
+            writeln!(f, "{:<14} {:>7.1}ms  {}", phase.phase, phase.took.as_secs_f64() * 1e3, phase.summary)?;
+        }
+        let changed: Vec<_> = bootstrap.pki.iter().filter(|d| d.changed()).map(|d| d.name.as_str()).collect();
+        writeln!(f, "join decision: {} ({})", action_name(bootstrap.join.action), bootstrap.join.reason)?;
+        writeln!(f, "pki: {} new or reissued: {}", changed.len(), changed.join(", "))?;
+        writeln!(f, "images: {}", bootstrap.images.len())?;
+        for note in &bootstrap.notes {
+            writeln!(f, "note: {note}")?;
+        }
+        write!(f, "plugins: {}", if bootstrap.plugins.is_empty() { "none".to_owned() } else { bootstrap.plugins.join(", ") })
+    }
+}

@@ -1,0 +1,403 @@
+//! Crash-safe staging area for files destined for the data dir.
+//!
+//! A bootstrap phase never writes into the data dir directly: it writes every
+//! new or changed file into a [`Stage`] at `<data-dir>/.stage/files/<rel>`.
+//! [`Stage::commit`] publishes them:
+//!
+//! 1. every staged file (fsynced when written) and every staged directory is
+//!    fsynced;
+//! 2. a commit record (`.stage/commit`, JSON list of relative paths) is
+//!    written to a temporary name, fsynced, and renamed into place — from
+//!    this instant the commit is decided;
+//! 3. each staged file is renamed to `<data-dir>/<rel>` (parent directories
+//!    are created `0700`), and every affected directory is fsynced;
+//! 4. `<data-dir>/.complete` is written (temporary name, fsync, rename,
+//!    fsync of the data dir) once everything is published;
+//! 5. the commit record and the stage directory are removed.
+//!
+//! [`Stage::open`] recovers from a crash at any point: a stage holding a
+//! commit record is rolled forward (steps 3–5, idempotent: a path whose staged
+//! copy is gone but whose destination exists counts as published); a stage
+//! without one is deleted. So after a `kill -9` at any moment the data dir is
+//! either as it was or complete once the next `Stage::open` returns.
+//!
+//! The stage directory is created lazily by the first [`Stage::write`]; an
+//! empty stage leaves no trace in the data dir.
+
+use std::collections::BTreeSet;
+use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Name of the stage directory inside the data dir.
+pub const STAGE_DIR: &str = ".stage";
+/// Name of the completion marker inside the data dir, written last by a commit.
+pub const COMPLETE_MARKER: &str = ".complete";
+/// Sub-directory of the stage holding the staged files.
+const FILES_DIR: &str = "files";
+/// The commit record, inside the stage directory.
+const COMMIT_RECORD: &str = "commit";
+/// Temporary name of the commit record while it is written.
+const COMMIT_RECORD_TMP: &str = "commit.tmp";
+/// Content of the completion marker.
+const COMPLETE_CONTENT: &[u8] = b"plinth: bootstrap files complete\n";
+
+/// Errors of the staging area. Each names the path involved.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error(
+        "staging: cannot {action} {path}: {source}; check that the data dir is writable by this user and the disk is not full"
+    )]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "staging: refusing path {path}: staged paths must be relative to the data dir, without `..` and outside {STAGE_DIR}"
+    )]
+    InvalidPath { path: PathBuf },
+    #[error(
+        "staging: commit record {path} is unreadable ({detail}); the commit it describes cannot be finished — inspect the data dir, then remove {STAGE_DIR} to retry from scratch"
+    )]
+    BadRecord { path: PathBuf, detail: String },
+    #[error(
+        "staging: commit record lists {path} but neither its staged copy nor its destination exists; the stage was tampered with — inspect the data dir, then remove {STAGE_DIR} to retry"
+    )]
+    MissingStagedFile { path: PathBuf },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StageError + 'a {
+    move |source| StageError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CommitRecord {
+    version: u32,
+    files: Vec<PathBuf>,
+}
+
+/// A staging area at `<data-dir>/.stage`. See the module docs.
+#[derive(Debug)]
+pub struct Stage {
+    data_dir: PathBuf,
+    /// Relative paths staged so far, in the order first written.
+    staged: Vec<PathBuf>,
+    seen: BTreeSet<PathBuf>,
+}
+
+impl Stage {
+    /// Recover from an earlier crash: a stage with a complete commit record is
+    /// rolled forward (its remaining files renamed into place), one without
+    /// is deleted. Then returns an empty stage.
+    pub fn open(data_dir: &Path) -> Result<Stage, StageError> {
+        let stage = Stage {
+            data_dir: data_dir.to_path_buf(),
+            staged: Vec::new(),
+            seen: BTreeSet::new(),
+        };
+        let stage_dir = stage.stage_dir();
+        if fs::symlink_metadata(&stage_dir).is_ok() {
+            let record_path = stage_dir.join(COMMIT_RECORD);
+            if record_path.exists() {
+                let record = read_record(&record_path)?;
+                tracing::info!(
+                    files = record.files.len(),
+                    "rolling forward an interrupted commit"
+                );
+                stage.publish(&record.files)?;
+                stage.finish()?;
+            } else {
+                tracing::info!(path = %stage_dir.display(), "discarding an uncommitted stage");
+                remove_dir_all(&stage_dir)?;
+                fsync_dir(data_dir)?;
+            }
+        }
+        Ok(stage)
+    }
+
+    /// The data dir this stage publishes into.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Write a file destined for `<data-dir>/<rel>` with that mode (creating
+    /// parent dirs with 0700), fsynced. Writing the same path again replaces
+    /// the staged content.
+    pub fn write(&mut self, rel: &Path, bytes: &[u8], mode: u32) -> Result<(), StageError> {
+        check_rel(rel)?;
+        let path = self.files_dir().join(rel);
+        if let Some(parent) = path.parent() {
+            create_dirs(parent)?;
+        }
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(io_err("create", &path))?;
+        // The mode given to open() is filtered by the umask; set it exactly.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err("set permissions of", &path))?;
+        file.write_all(bytes).map_err(io_err("write", &path))?;
+        file.sync_all().map_err(io_err("fsync", &path))?;
+        if self.seen.insert(rel.to_path_buf()) {
+            self.staged.push(rel.to_path_buf());
+        }
+        Ok(())
+    }
+
+    /// Relative paths staged so far, in the order first written.
+    pub fn staged(&self) -> impl Iterator<Item = &Path> {
+        self.staged.iter().map(PathBuf::as_path)
+    }
+
+    /// The bytes staged for `rel`, if any (lets later phases see what this
+    /// run is about to publish).
+    pub fn read_staged(&self, rel: &Path) -> Result<Option<Vec<u8>>, StageError> {
+        if !self.seen.contains(rel) {
+            return Ok(None);
+        }
+        let path = self.files_dir().join(rel);
+        fs::read(&path).map(Some).map_err(io_err("read", &path))
+    }
+
+    /// Publish: write and fsync a commit record, rename every staged file into
+    /// place, fsync each affected directory, write `<data-dir>/.complete`
+    /// (fsynced), then remove the record and the stage dir.
+    pub fn commit(self) -> Result<(), StageError> {
+        self.write_record()?;
+        self.publish(&self.staged)?;
+        self.finish()
+    }
+
+    /// Throw the staged files away.
+    pub fn discard(self) -> Result<(), StageError> {
+        let stage_dir = self.stage_dir();
+        if fs::symlink_metadata(&stage_dir).is_ok() {
+            remove_dir_all(&stage_dir)?;
+            fsync_dir(&self.data_dir)?;
+        }
+        Ok(())
+    }
+
+    /// Test hook: write the commit record and publish only the first `n`
+    /// files, then stop as if the process had been killed.
+    #[doc(hidden)]
+    pub fn commit_partially(self, n: usize) -> Result<(), StageError> {
+        self.write_record()?;
+        let n = n.min(self.staged.len());
+        self.publish(&self.staged[..n])
+    }
+
+    fn stage_dir(&self) -> PathBuf {
+        self.data_dir.join(STAGE_DIR)
+    }
+
+    fn files_dir(&self) -> PathBuf {
+        self.stage_dir().join(FILES_DIR)
+    }
+
+    /// Make the staged tree durable, then decide the commit by renaming the
+    /// fsynced record into place.
+    fn write_record(&self) -> Result<(), StageError> {
+        let stage_dir = self.stage_dir();
+        create_dirs(&stage_dir)?;
+        // Staged files were fsynced when written; their directory entries too
+        // must be durable before the record makes the commit decided.
+        let mut dirs = BTreeSet::new();
+        for rel in &self.staged {
+            let mut dir = self.files_dir().join(rel);
+            while dir.pop() && dir.starts_with(&stage_dir) {
+                dirs.insert(dir.clone());
+            }
+        }
+        for dir in &dirs {
+            fsync_dir(dir)?;
+        }
+        let record = CommitRecord {
+            version: 1,
+            files: self.staged.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| StageError::BadRecord {
+            path: stage_dir.join(COMMIT_RECORD),
+            detail: e.to_string(),
+        })?;
+        write_durably(
+            &stage_dir.join(COMMIT_RECORD_TMP),
+            &stage_dir.join(COMMIT_RECORD),
+            &bytes,
+            0o600,
+        )?;
+        // The stage dir entry must survive in the data dir, and the data dir
+        // (perhaps created just now) in its parent.
+        fsync_dir(&self.data_dir)?;
+        match self.data_dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => fsync_dir(parent),
+            _ => Ok(()),
+        }
+    }
+
+    /// Rename each staged file into place (idempotent), then fsync every
+    /// affected directory.
+    fn publish(&self, files: &[PathBuf]) -> Result<(), StageError> {
+        let mut dirs = BTreeSet::new();
+        for rel in files {
+            check_rel(rel)?;
+            let from = self.files_dir().join(rel);
+            let to = self.data_dir.join(rel);
+            let parent = to.parent().unwrap_or(&self.data_dir).to_path_buf();
+            match fs::symlink_metadata(&from) {
+                Ok(_) => {
+                    create_dirs(&parent)?;
+                    fs::rename(&from, &to).map_err(io_err("rename into place", &to))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    if fs::symlink_metadata(&to).is_err() {
+                        return Err(StageError::MissingStagedFile { path: to });
+                    }
+                    // Already published before the crash.
+                }
+                Err(e) => return Err(io_err("inspect", &from)(e)),
+            }
+            // fsync the destination's directory and every directory created
+            // up to the data dir, so the new entries survive a power loss.
+            let mut dir = parent;
+            loop {
+                dirs.insert(dir.clone());
+                if dir == self.data_dir || !dir.pop() || !dir.starts_with(&self.data_dir) {
+                    break;
+                }
+            }
+        }
+        for dir in &dirs {
+            fsync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Write the completion marker, then remove the record and the stage.
+    fn finish(&self) -> Result<(), StageError> {
+        let stage_dir = self.stage_dir();
+        write_durably(
+            &stage_dir.join("complete.tmp"),
+            &self.data_dir.join(COMPLETE_MARKER),
+            COMPLETE_CONTENT,
+            0o644,
+        )?;
+        fsync_dir(&self.data_dir)?;
+        let record = stage_dir.join(COMMIT_RECORD);
+        fs::remove_file(&record).map_err(io_err("remove", &record))?;
+        fsync_dir(&stage_dir)?;
+        remove_dir_all(&stage_dir)?;
+        fsync_dir(&self.data_dir)
+    }
+}
+
+fn read_record(path: &Path) -> Result<CommitRecord, StageError> {
+    let bytes = fs::read(path).map_err(io_err("read", path))?;
+    let record: CommitRecord =
+        serde_json::from_slice(&bytes).map_err(|e| StageError::BadRecord {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
+    if record.version != 1 {
+        return Err(StageError::BadRecord {
+            path: path.to_path_buf(),
+            detail: format!("unknown version {}", record.version),
+        });
+    }
+    Ok(record)
+}
+
+/// A staged path must be a plain relative path that stays inside the data
+/// dir and does not touch the stage or the completion marker.
+fn check_rel(rel: &Path) -> Result<(), StageError> {
+    let mut components = rel.components();
+    let first_ok = match components.next() {
+        Some(Component::Normal(first)) => first != STAGE_DIR && first != COMPLETE_MARKER,
+        _ => false,
+    };
+    if first_ok && components.all(|c| matches!(c, Component::Normal(_))) {
+        Ok(())
+    } else {
+        Err(StageError::InvalidPath {
+            path: rel.to_path_buf(),
+        })
+    }
+}
+
+/// Create `dir` and its missing parents with mode 0700.
+fn create_dirs(dir: &Path) -> Result<(), StageError> {
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("create directory", dir))
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), StageError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
+
+fn remove_dir_all(dir: &Path) -> Result<(), StageError> {
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Write `bytes` to `tmp`, fsync, and rename it to `dest`, then fsync
+/// `dest`'s directory.
+fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Result<(), StageError> {
+    if let Some(parent) = tmp.parent() {
+        create_dirs(parent)?;
+    }
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(tmp)
+        .map_err(io_err("create", tmp))?;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err("set permissions of", tmp))?;
+    file.write_all(bytes).map_err(io_err("write", tmp))?;
+    file.sync_all().map_err(io_err("fsync", tmp))?;
+    fs::rename(tmp, dest).map_err(io_err("rename into place", dest))?;
+    if let Some(parent) = dest.parent() {
+        fsync_dir(parent)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_paths_escaping_the_data_dir() {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            ".stage/x",
+            ".complete",
+            "",
+            "a/../../b",
+        ] {
+            assert!(check_rel(Path::new(bad)).is_err(), "{bad} accepted");
+        }
+        assert!(check_rel(Path::new("pki/etcd/ca.crt")).is_ok());
+    }
+}
