@@ -24,7 +24,7 @@ use crate::join::{self, JoinToken};
 use crate::journal::{Entry, Journal, Verdict};
 use crate::node::NodeFacts;
 use crate::pki::{self, Decision, EtcdMode, PkiSpec};
-use crate::plugin::{self, Cache, PluginSet, Runtime};
+use crate::plugin::{self, Cache, LoadKind, PluginSet, Runtime};
 use crate::stage::Stage;
 
 /// What `plinth controller --init-only` was asked to do.
@@ -113,9 +113,16 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
 
     let plugins = phases.run("plugins", || {
         let plugins = load_plugins(options.plugins_dir.as_deref(), Some(data_dir))?;
-        let summary = format!("{} plugin(s) loaded", plugins.all().len());
+        let cached = plugins.all().iter().filter(|p| matches!(p.load, LoadKind::Cached { .. })).count();
+        let summary = format!("{} plugin(s) loaded, {cached} from the compiled cache", plugins.all().len());
         Ok::<_, Error>((plugins, summary))
     })?;
+    for plugin in plugins.all() {
+        let mut entry = Entry::new("plugins", plugin.name.as_str(), Verdict::Event).took(plugin.load.elapsed());
+        entry.sha256 = Some(plugin.sha256.clone());
+        let hooks: Vec<_> = plugin.hooks.iter().map(|h| h.as_str()).collect();
+        journal.record(entry.detail(serde_json::json!({"load": plugin.load, "hooks": hooks, "metadata": plugin.metadata})))?;
+    }
 
     let (config, mut notes) = phases.run("pre-init", || {
         let (config, notes) = pre_init::run(config, &node, data_dir, &plugins, &mut journal)?;

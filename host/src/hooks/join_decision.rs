@@ -77,7 +77,7 @@ pub fn run(facts: &JoinFacts, plugins: &PluginSet, journal: &mut Journal) -> Res
                 if next.reason.trim().is_empty() {
                     return Err(CallFailure::Malformed("a proposal without a reason".to_owned()));
                 }
-                let detail = serde_json::json!({"action": next.action, "reason": next.reason});
+                let detail = serde_json::json!({"action": action_name(next.action), "reason": next.reason});
                 Ok(Answer { detail: Some(detail), ..Answer::next(next) })
             }
             Err(reason) => {

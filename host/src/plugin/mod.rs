@@ -34,6 +34,11 @@ use sandbox::{CallTarget, Sandbox};
 
 use crate::hooks::{FailurePolicy, Hook};
 
+/// Longest metadata field or settings message accepted at load.
+const MAX_METADATA_BYTES: usize = 4096;
+/// Most settings messages accepted from `validate-settings`.
+const MAX_SETTING_MESSAGES: usize = 1000;
+
 /// Where compiled plugins are cached, relative to the data dir.
 pub const CACHE_DIR: &str = "cache/plugins";
 
@@ -71,7 +76,9 @@ impl PluginError {
     pub fn exit_code(&self) -> crate::ExitCode {
         use crate::ExitCode;
         match self {
-            Self::Failed { .. } => ExitCode::PluginFailed,
+            // Everything else, a failure in describe or validate-settings
+            // included, happens at load: the plugin directory is unusable as
+            // given, which is the operator's to fix before any phase runs.
             Self::Engine(_) => ExitCode::Internal,
             _ => ExitCode::Usage,
         }
@@ -175,16 +182,35 @@ impl Plugin {
     }
 
     fn describe(&self) -> Result<Metadata, PluginError> {
-        self.call_plugin("describe", |store, instance, exports| {
+        let metadata = self.call_plugin("describe", |store, instance, exports| {
             exports.plugin.load(&mut *store, instance)?.call_describe(&mut *store)
-        })
+        })?;
+        let fields = [&metadata.name, &metadata.version, &metadata.description];
+        if metadata.name.trim().is_empty() || fields.iter().any(|field| field.len() > MAX_METADATA_BYTES) {
+            return Err(self.malformed("describe", "a name is required, and each field may have at most 4 KiB"));
+        }
+        Ok(metadata)
     }
 
     fn validate_settings(&self) -> Result<(), PluginError> {
-        self.call_plugin("validate-settings", |store, instance, exports| {
+        let verdict = self.call_plugin("validate-settings", |store, instance, exports| {
             exports.plugin.load(&mut *store, instance)?.call_validate_settings(&mut *store)
-        })?
-        .map_err(|messages| PluginError::BadSettings { plugin: self.name.clone(), messages })
+        })?;
+        match verdict {
+            Ok(()) => Ok(()),
+            Err(messages) if messages.len() > MAX_SETTING_MESSAGES || messages.iter().any(|m| m.len() > MAX_METADATA_BYTES) => {
+                Err(self.malformed("validate-settings", "at most 1000 messages of at most 4 KiB each are accepted"))
+            }
+            Err(messages) if messages.is_empty() => Err(PluginError::BadSettings {
+                plugin: self.name.clone(),
+                messages: vec!["(the plugin gave no reason)".to_owned()],
+            }),
+            Err(messages) => Err(PluginError::BadSettings { plugin: self.name.clone(), messages }),
+        }
+    }
+
+    fn malformed(&self, hook: &'static str, message: &str) -> PluginError {
+        PluginError::Failed { plugin: self.name.clone(), hook, failure: CallFailure::Malformed(message.to_owned()) }
     }
 
     fn call_plugin<R>(
