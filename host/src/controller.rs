@@ -66,8 +66,14 @@ pub enum JoinPrerequisite {
         "joining the cluster at {api} needs its CA in {path}: this build has no join API client, so copy the cluster's CAs (pki/ca.*, pki/front-proxy-ca.*, pki/etcd/ca.*) there first, as with kubeadm's manual certificate distribution"
     )]
     ClusterCaMissing { api: String, path: PathBuf },
-    #[error("the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster")]
-    ClusterCaMismatch { path: PathBuf, pinned: String, actual: String },
+    #[error(
+        "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
+    )]
+    ClusterCaMismatch {
+        path: PathBuf,
+        pinned: String,
+        actual: String,
+    },
 }
 
 impl JoinPrerequisite {
@@ -83,13 +89,21 @@ struct Phases(Vec<PhaseTiming>);
 
 impl Phases {
     /// Run one phase, logging its start and how long it took.
-    fn run<T, E>(&mut self, phase: &'static str, body: impl FnOnce() -> Result<(T, String), E>) -> Result<T, E> {
+    fn run<T, E>(
+        &mut self,
+        phase: &'static str,
+        body: impl FnOnce() -> Result<(T, String), E>,
+    ) -> Result<T, E> {
         tracing::info!(phase, "starting");
         let started = Instant::now();
         let (value, summary) = body()?;
         let took = started.elapsed();
         tracing::info!(phase, took_ms = took.as_secs_f64() * 1e3, "{summary}");
-        self.0.push(PhaseTiming { phase, took, summary });
+        self.0.push(PhaseTiming {
+            phase,
+            took,
+            summary,
+        });
         Ok(value)
     }
 }
@@ -103,9 +117,16 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
     let config = phases.run("config", || {
         let config = Config::load(options.config_file.as_deref(), &node)?;
         images::check_overrides(&options.catalog, &config)?;
-        Ok::<_, Error>((config.clone(), format!("{} ({})", config.effective.name, config.origin)))
+        Ok::<_, Error>((
+            config.clone(),
+            format!("{} ({})", config.effective.name, config.origin),
+        ))
     })?;
-    let token = options.token_file.as_deref().map(JoinToken::read).transpose()?;
+    let token = options
+        .token_file
+        .as_deref()
+        .map(JoinToken::read)
+        .transpose()?;
     prepare_data_dir(data_dir)?;
     let mut journal = Journal::open(data_dir)?;
     // Recover from a crash of an earlier run before anything else is read.
@@ -113,15 +134,25 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
 
     let plugins = phases.run("plugins", || {
         let plugins = load_plugins(options.plugins_dir.as_deref(), Some(data_dir))?;
-        let cached = plugins.all().iter().filter(|p| matches!(p.load, LoadKind::Cached { .. })).count();
-        let summary = format!("{} plugin(s) loaded, {cached} from the compiled cache", plugins.all().len());
+        let cached = plugins
+            .all()
+            .iter()
+            .filter(|p| matches!(p.load, LoadKind::Cached { .. }))
+            .count();
+        let summary = format!(
+            "{} plugin(s) loaded, {cached} from the compiled cache",
+            plugins.all().len()
+        );
         Ok::<_, Error>((plugins, summary))
     })?;
     for plugin in plugins.all() {
-        let mut entry = Entry::new("plugins", plugin.name.as_str(), Verdict::Event).took(plugin.load.elapsed());
+        let mut entry =
+            Entry::new("plugins", plugin.name.as_str(), Verdict::Event).took(plugin.load.elapsed());
         entry.sha256 = Some(plugin.sha256.clone());
         let hooks: Vec<_> = plugin.hooks.iter().map(|h| h.as_str()).collect();
-        journal.record(entry.detail(serde_json::json!({"load": plugin.load, "hooks": hooks, "metadata": plugin.metadata})))?;
+        journal.record(entry.detail(
+            serde_json::json!({"load": plugin.load, "hooks": hooks, "metadata": plugin.metadata}),
+        ))?;
     }
 
     let (config, mut notes) = phases.run("pre-init", || {
@@ -132,7 +163,11 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
     let join = phases.run("join-decision", || {
         let facts = join::facts(data_dir, &config, token.as_ref(), &node);
         let proposal = join_decision::run(&facts, &plugins, &mut journal)?;
-        let summary = format!("{}: {}", join_decision::action_name(proposal.action), proposal.reason);
+        let summary = format!(
+            "{}: {}",
+            join_decision::action_name(proposal.action),
+            proposal.reason
+        );
         Ok::<_, Error>((proposal, summary))
     })?;
     if join.action == JoinAction::JoinCluster
@@ -141,7 +176,15 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
         check_cluster_ca(data_dir, token)?;
     }
 
-    let staged = stage_everything(options, &config, &node, &plugins, &mut journal, &mut phases, stage);
+    let staged = stage_everything(
+        options,
+        &config,
+        &node,
+        &plugins,
+        &mut journal,
+        &mut phases,
+        stage,
+    );
     let (stage, pki, images, more_notes) = staged?;
     notes.extend(more_notes);
 
@@ -179,7 +222,10 @@ fn stage_everything(
         let outcome = phases.run("pki", || {
             let outcome = pki::stage_pki(&pki_spec(config, node), &mut stage, options.now)?;
             let changed = outcome.decisions.iter().filter(|d| d.changed()).count();
-            let summary = format!("{} certificate(s), {changed} file(s) new or reissued", outcome.certificates.len());
+            let summary = format!(
+                "{} certificate(s), {changed} file(s) new or reissued",
+                outcome.certificates.len()
+            );
             Ok::<_, Error>((outcome, summary))
         })?;
         for decision in &outcome.decisions {
@@ -188,17 +234,35 @@ fn stage_everything(
         }
         let mut notes = phases.run("post-pki", || {
             let certificates: Vec<_> = outcome.certificates.iter().map(post_pki::to_wire).collect();
-            let builtin = post_pki::ValidityCheck { now: options.now.unix_timestamp() };
+            let builtin = post_pki::ValidityCheck {
+                now: options.now.unix_timestamp(),
+            };
             let notes = post_pki::run(&certificates, &builtin, plugins, journal)?;
-            Ok::<_, Error>((notes, format!("{} certificate(s) audited", certificates.len())))
+            Ok::<_, Error>((
+                notes,
+                format!("{} certificate(s) audited", certificates.len()),
+            ))
         })?;
         let images = phases.run("image-resolve", || {
             let (images, image_notes) = resolve_images(&options.catalog, config, plugins, journal)?;
             notes.extend(image_notes);
-            Ok::<_, Error>((images.clone(), format!("{} image(s) resolved", images.len())))
+            Ok::<_, Error>((
+                images.clone(),
+                format!("{} image(s) resolved", images.len()),
+            ))
         })?;
-        stage_if_changed(&mut stage, config::PERSISTED_PATH, config.persisted_yaml().as_bytes(), 0o600)?;
-        stage_if_changed(&mut stage, images::LOCK_PATH, &images::lock_file(&images), 0o644)?;
+        stage_if_changed(
+            &mut stage,
+            config::PERSISTED_PATH,
+            config.persisted_yaml().as_bytes(),
+            0o600,
+        )?;
+        stage_if_changed(
+            &mut stage,
+            images::LOCK_PATH,
+            &images::lock_file(&images),
+            0o644,
+        )?;
         Ok((outcome.decisions, images, notes))
     })();
     match result {
@@ -226,7 +290,11 @@ pub fn list_images(
     let plugins = load_plugins(plugins_dir, None)?;
     let mut journal = Journal::in_memory();
     let (config, _) = pre_init::run(config, &node, Path::new(""), &plugins, &mut journal)?;
-    let builtin = CatalogDefaults { catalog, config: &config, selection };
+    let builtin = CatalogDefaults {
+        catalog,
+        config: &config,
+        selection,
+    };
     Ok(image_resolve::run(&builtin, &plugins, &mut journal)?.value)
 }
 
@@ -236,16 +304,25 @@ fn resolve_images(
     plugins: &PluginSet,
     journal: &mut Journal,
 ) -> Result<(Vec<Image>, Vec<Attributed>), Error> {
-    let builtin = CatalogDefaults { catalog, config, selection: Selection::Active };
+    let builtin = CatalogDefaults {
+        catalog,
+        config,
+        selection: Selection::Active,
+    };
     let outcome = image_resolve::run(&builtin, plugins, journal)?;
     Ok((outcome.value, outcome.notes))
 }
 
 /// Load the plugins of `dir`, caching compiled components under `data_dir`.
 pub fn load_plugins(dir: Option<&Path>, data_dir: Option<&Path>) -> Result<PluginSet, Error> {
-    let Some(dir) = dir else { return Ok(PluginSet::empty()) };
+    let Some(dir) = dir else {
+        return Ok(PluginSet::empty());
+    };
     let runtime = Runtime::new()?;
-    let cache = Cache::new(data_dir.map(|d| d.join(plugin::CACHE_DIR)), runtime.engine());
+    let cache = Cache::new(
+        data_dir.map(|d| d.join(plugin::CACHE_DIR)),
+        runtime.engine(),
+    );
     Ok(PluginSet::load(runtime, &cache, dir)?)
 }
 
@@ -273,10 +350,17 @@ fn pki_spec(config: &Config, node: &NodeFacts) -> PkiSpec {
 fn check_cluster_ca(data_dir: &Path, token: &JoinToken) -> Result<(), JoinPrerequisite> {
     let path = data_dir.join("pki/ca.crt");
     let Some(actual) = join::token::certificate_sha256(&path) else {
-        return Err(JoinPrerequisite::ClusterCaMissing { api: token.api.clone(), path });
+        return Err(JoinPrerequisite::ClusterCaMissing {
+            api: token.api.clone(),
+            path,
+        });
     };
     if actual != token.ca_sha256 {
-        return Err(JoinPrerequisite::ClusterCaMismatch { path, pinned: token.ca_sha256.clone(), actual });
+        return Err(JoinPrerequisite::ClusterCaMismatch {
+            path,
+            pinned: token.ca_sha256.clone(),
+            actual,
+        });
     }
     Ok(())
 }
@@ -286,7 +370,10 @@ fn prepare_data_dir(data_dir: &Path) -> Result<(), Error> {
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
-        .map_err(|source| Error::DataDir { path: data_dir.to_owned(), source })
+        .map_err(|source| Error::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })
 }
 
 /// Stage `bytes` for `rel` unless the data dir already holds exactly them,

@@ -43,10 +43,15 @@ pub enum Error {
     Stage(#[from] crate::stage::StageError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
-    #[error("run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`")]
+    #[error(
+        "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
+    )]
     RunModeUnavailable,
     #[error("cannot prepare the data dir {path}: {source}")]
-    DataDir { path: std::path::PathBuf, source: std::io::Error },
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Error {

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Parser;
 use time::OffsetDateTime;
 
-use plinth::cli::{AirgapCommand, Cli, Command, ControllerArgs, Output, PkiCommand, PluginsCommand};
+use plinth::cli::{
+    AirgapCommand, Cli, Command, ControllerArgs, Output, PkiCommand, PluginsCommand,
+};
 use plinth::controller::{self, InitOptions};
 use plinth::images::{self, Catalog, Selection};
 
@@ -18,8 +20,15 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code.into(),
         Err(error) => {
-            let code = error.downcast_ref::<plinth::Error>().map_or(plinth::ExitCode::Internal, |e| e.exit_code());
-            eprintln!("plinth: error: {error:#}");
+            let code = error
+                .downcast_ref::<plinth::Error>()
+                .map_or(plinth::ExitCode::Internal, |e| e.exit_code());
+            // One line, whatever the causes had in them: scripts grep it.
+            let line = format!("{error:#}")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("plinth: error: {line}");
             code.into()
         }
     }
@@ -49,18 +58,37 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
         Command::Plugins(PluginsCommand::Inspect { file, output }) => {
             print(&plinth::report::inspect(&file)?, output)
         }
-        Command::Plugins(PluginsCommand::Plan { dir, output }) => print(&plinth::report::plan(&dir)?, output),
+        Command::Plugins(PluginsCommand::Plan { dir, output }) => {
+            print(&plinth::report::plan(&dir)?, output)
+        }
         Command::Pki(PkiCommand::CheckExpiration { data_dir, output }) => {
             let report = plinth::pki::check_expiration(&data_dir, OffsetDateTime::now_utc())
                 .map_err(plinth::Error::from)?;
             print(&report, output)?;
             // kubeadm-style: a non-zero exit tells a cron job to act.
-            Ok(if report.any_expired() { plinth::ExitCode::Internal } else { plinth::ExitCode::Done })
+            Ok(if report.any_expired() {
+                plinth::ExitCode::Internal
+            } else {
+                plinth::ExitCode::Done
+            })
         }
-        Command::Airgap(AirgapCommand::ListImages { all, config, plugins, output }) => {
-            let selection = if all { Selection::All } else { Selection::Active };
-            let images =
-                controller::list_images(&Catalog::builtin(), config.as_deref(), plugins.as_deref(), selection)?;
+        Command::Airgap(AirgapCommand::ListImages {
+            all,
+            config,
+            plugins,
+            output,
+        }) => {
+            let selection = if all {
+                Selection::All
+            } else {
+                Selection::Active
+            };
+            let images = controller::list_images(
+                &Catalog::builtin(),
+                config.as_deref(),
+                plugins.as_deref(),
+                selection,
+            )?;
             match output {
                 Output::Text => {
                     let lines: Vec<String> = images.iter().map(images::reference_of).collect();
@@ -84,11 +112,15 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> 
         catalog: Catalog::builtin(),
         now: OffsetDateTime::now_utc(),
     };
-    let bootstrap = controller::init(&options).with_context(|| format!("data dir {}", options.data_dir.display()))?;
+    let bootstrap = controller::init(&options)
+        .with_context(|| format!("data dir {}", options.data_dir.display()))?;
     emit(&plinth::report::Summary(&bootstrap).to_string())
 }
 
-fn print<T: std::fmt::Display + serde::Serialize>(report: &T, output: Output) -> anyhow::Result<plinth::ExitCode> {
+fn print<T: std::fmt::Display + serde::Serialize>(
+    report: &T,
+    output: Output,
+) -> anyhow::Result<plinth::ExitCode> {
     match output {
         Output::Text => emit(&report.to_string()),
         Output::Json => emit(&serde_json::to_string_pretty(report)?),

@@ -24,12 +24,18 @@ impl NodeFacts {
         addresses.retain(|ip| !ip.is_loopback() && !is_link_local(ip));
         addresses.sort_by_key(|ip| (ip.is_ipv6(), *ip));
         addresses.dedup();
-        Self { hostname, addresses }
+        Self {
+            hostname,
+            addresses,
+        }
     }
 
     /// The address other machines should use to reach this one.
     pub fn primary_address(&self) -> IpAddr {
-        self.addresses.first().copied().unwrap_or(IpAddr::from([127, 0, 0, 1]))
+        self.addresses
+            .first()
+            .copied()
+            .unwrap_or(IpAddr::from([127, 0, 0, 1]))
     }
 }
 

@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::hooks::join_decision::action_name;
 use crate::hooks::{FailurePolicy, Hook};
-use crate::plugin::{Cache, CONTRACT_VERSION, LoadKind, Limits, Plugin, PluginSet, Runtime};
+use crate::plugin::{CONTRACT_VERSION, Cache, Limits, LoadKind, Plugin, PluginSet, Runtime};
 
 /// `plinth plugins inspect FILE`.
 #[derive(Debug, Serialize)]
@@ -29,7 +29,9 @@ pub struct Inspection {
 pub fn inspect(file: &Path) -> Result<Inspection, Error> {
     let runtime = Runtime::new()?;
     let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), file)?;
-    let LoadKind::Compiled { micros } = plugin.load else { unreachable!("no cache was given") };
+    let LoadKind::Compiled { micros } = plugin.load else {
+        unreachable!("no cache was given")
+    };
     Ok(Inspection {
         file: file.to_owned(),
         name: plugin.metadata.name.clone(),
@@ -46,7 +48,13 @@ pub fn inspect(file: &Path) -> Result<Inspection, Error> {
 
 impl fmt::Display for Inspection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let hooks = |hooks: &[Hook]| hooks.iter().map(|h| h.as_str()).collect::<Vec<_>>().join(", ");
+        let hooks = |hooks: &[Hook]| {
+            hooks
+                .iter()
+                .map(|h| h.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         writeln!(f, "file:        {}", self.file.display())?;
         writeln!(f, "name:        {}", self.name)?;
         writeln!(f, "version:     {}", self.version)?;
@@ -118,10 +126,16 @@ pub fn plan(dir: &Path) -> Result<Plan, Error> {
                 limits: Some(plugin.limits()),
                 sha256: Some(plugin.sha256.clone()),
             });
-            HookPlan { hook, chain: builtin.into_iter().chain(plugins).collect() }
+            HookPlan {
+                hook,
+                chain: builtin.into_iter().chain(plugins).collect(),
+            }
         })
         .collect();
-    Ok(Plan { directory: dir.to_owned(), hooks })
+    Ok(Plan {
+        directory: dir.to_owned(),
+        hooks,
+    })
 }
 
 impl fmt::Display for Plan {
@@ -139,7 +153,12 @@ impl fmt::Display for Plan {
                         FailurePolicy::Fail => "fail-closed",
                         FailurePolicy::Ignore => "failure ignored",
                     };
-                    write!(f, "  [{policy}, timeout {} ms, memory {} MiB", limits.timeout.as_millis(), limits.memory_mib)?;
+                    write!(
+                        f,
+                        "  [{policy}, timeout {} ms, memory {} MiB",
+                        limits.timeout.as_millis(),
+                        limits.memory_mib
+                    )?;
                     if let Some(order) = link.order {
                         write!(f, ", order {order}")?;
                     }
@@ -151,7 +170,6 @@ impl fmt::Display for Plan {
     }
 }
 
-
 /// The operator's summary of a finished `controller --init-only`.
 pub struct Summary<'a>(pub &'a crate::controller::Bootstrap);
 
@@ -160,15 +178,44 @@ impl fmt::Display for Summary<'_> {
         let bootstrap = self.0;
         writeln!(f, "{:<14} {:>9}  what happened", "phase", "took")?;
         for phase in &bootstrap.phases {
-            writeln!(f, "{:<14} {:>7.1}ms  {}", phase.phase, phase.took.as_secs_f64() * 1e3, phase.summary)?;
+            writeln!(
+                f,
+                "{:<14} {:>7.1}ms  {}",
+                phase.phase,
+                phase.took.as_secs_f64() * 1e3,
+                phase.summary
+            )?;
         }
-        let changed: Vec<_> = bootstrap.pki.iter().filter(|d| d.changed()).map(|d| d.name.as_str()).collect();
-        writeln!(f, "join decision: {} ({})", action_name(bootstrap.join.action), bootstrap.join.reason)?;
-        writeln!(f, "pki: {} new or reissued: {}", changed.len(), changed.join(", "))?;
+        let changed: Vec<_> = bootstrap
+            .pki
+            .iter()
+            .filter(|d| d.changed())
+            .map(|d| d.name.as_str())
+            .collect();
+        writeln!(
+            f,
+            "join decision: {} ({})",
+            action_name(bootstrap.join.action),
+            bootstrap.join.reason
+        )?;
+        writeln!(
+            f,
+            "pki: {} new or reissued: {}",
+            changed.len(),
+            changed.join(", ")
+        )?;
         writeln!(f, "images: {}", bootstrap.images.len())?;
         for note in &bootstrap.notes {
             writeln!(f, "note: {note}")?;
         }
-        write!(f, "plugins: {}", if bootstrap.plugins.is_empty() { "none".to_owned() } else { bootstrap.plugins.join(", ") })
+        write!(
+            f,
+            "plugins: {}",
+            if bootstrap.plugins.is_empty() {
+                "none".to_owned()
+            } else {
+                bootstrap.plugins.join(", ")
+            }
+        )
     }
 }

@@ -33,16 +33,29 @@ impl FromStr for Cidr {
         let address: IpAddr = address.parse().map_err(|_| invalid())?;
         let prefix: u8 = prefix.parse().map_err(|_| invalid())?;
         let (bits, host_bits_clear) = match address {
-            IpAddr::V4(a) => (32, prefix <= 32 && u32::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0),
-            IpAddr::V6(a) => (128, prefix <= 128 && u128::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0),
+            IpAddr::V4(a) => (
+                32,
+                prefix <= 32 && u32::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0,
+            ),
+            IpAddr::V6(a) => (
+                128,
+                prefix <= 128 && u128::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0,
+            ),
         };
         if prefix > bits || prefix == bits {
-            return Err(format!("`{text}` leaves no room for hosts; use a prefix shorter than /{bits}"));
+            return Err(format!(
+                "`{text}` leaves no room for hosts; use a prefix shorter than /{bits}"
+            ));
         }
         if !host_bits_clear {
-            return Err(format!("`{text}` has host bits set; write the network address of the range"));
+            return Err(format!(
+                "`{text}` has host bits set; write the network address of the range"
+            ));
         }
-        Ok(Self { network: address, prefix })
+        Ok(Self {
+            network: address,
+            prefix,
+        })
     }
 }
 
@@ -79,7 +92,13 @@ mod tests {
 
     #[test]
     fn rejects_host_bits_and_full_prefixes() {
-        for text in ["10.96.0.1/12", "10.0.0.0/32", "10.0.0.0", "10.0.0.0/33", "nope/8"] {
+        for text in [
+            "10.96.0.1/12",
+            "10.0.0.0/32",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "nope/8",
+        ] {
             assert!(text.parse::<Cidr>().is_err(), "{text} was accepted");
         }
     }

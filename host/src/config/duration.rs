@@ -14,7 +14,9 @@ pub struct GoDuration {
 
 impl GoDuration {
     pub const fn from_hours(hours: u64) -> Self {
-        Self { seconds: hours * 3600 }
+        Self {
+            seconds: hours * 3600,
+        }
     }
 
     pub fn as_time(self) -> time::Duration {
@@ -26,14 +28,17 @@ impl FromStr for GoDuration {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let invalid = || format!("`{text}` is not a duration; write it like `8760h`, `90m` or `1h30m`");
+        let invalid =
+            || format!("`{text}` is not a duration; write it like `8760h`, `90m` or `1h30m`");
         if text.is_empty() {
             return Err(invalid());
         }
         let mut seconds: u64 = 0;
         let mut rest = text;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(invalid)?;
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .ok_or_else(invalid)?;
             if digits == 0 {
                 return Err(invalid());
             }
@@ -94,7 +99,12 @@ mod tests {
 
     #[test]
     fn parses_and_prints_go_durations() {
-        for (text, seconds) in [("8760h", 8760 * 3600), ("90m", 5400), ("1h30m", 5400), ("45s", 45)] {
+        for (text, seconds) in [
+            ("8760h", 8760 * 3600),
+            ("90m", 5400),
+            ("1h30m", 5400),
+            ("45s", 45),
+        ] {
             let parsed: GoDuration = text.parse().unwrap();
             assert_eq!(parsed.seconds, seconds, "{text}");
         }

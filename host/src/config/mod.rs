@@ -32,11 +32,18 @@ pub const PERSISTED_PATH: &str = "config/cluster.yaml";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}; check the --config path")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config {origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("invalid config {origin}: {key}: {message}")]
-    Invalid { origin: String, key: &'static str, message: String },
+    Invalid {
+        origin: String,
+        key: &'static str,
+        message: String,
+    },
     #[error("pre-init patch from plugin {plugin} is not a JSON object: {message}")]
     Patch { plugin: String, message: String },
 }
@@ -82,8 +89,12 @@ pub struct Network {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
     /// etcd run by Plinth; peers reach it at `peer_address`.
-    Embedded { peer_address: IpAddr },
-    External { endpoints: Vec<String> },
+    Embedded {
+        peer_address: IpAddr,
+    },
+    External {
+        endpoints: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -108,8 +119,10 @@ impl Config {
     pub fn load(path: Option<&Path>, node: &NodeFacts) -> Result<Self, ConfigError> {
         match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
                 Self::from_yaml(&text, &path.display().to_string(), node)
             }
             None => Self::from_user(ClusterConfig::default(), "(embedded default)", node),
@@ -121,35 +134,53 @@ impl Config {
         let user: ClusterConfig = if text.trim().is_empty() {
             ClusterConfig::default()
         } else {
-            serde_yaml::from_str(text)
-                .map_err(|error| ConfigError::Parse { origin: origin.to_owned(), message: error.to_string() })?
+            serde_yaml::from_str(text).map_err(|error| ConfigError::Parse {
+                origin: origin.to_owned(),
+                message: error.to_string(),
+            })?
         };
         Self::from_user(user, origin, node)
     }
 
     fn from_user(user: ClusterConfig, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
         let effective = resolve(&effective_document(&user, origin)?, origin, node)?;
-        Ok(Self { origin: origin.to_owned(), user, effective })
+        Ok(Self {
+            origin: origin.to_owned(),
+            user,
+            effective,
+        })
     }
 
     /// Apply a plugin's JSON merge patch to what the user set, and validate
     /// the result again as if the user had written it.
-    pub fn patched(&self, patch: &Value, plugin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+    pub fn patched(
+        &self,
+        patch: &Value,
+        plugin: &str,
+        node: &NodeFacts,
+    ) -> Result<Self, ConfigError> {
         if !patch.is_object() {
-            return Err(ConfigError::Patch { plugin: plugin.to_owned(), message: format!("got `{patch}`") });
+            return Err(ConfigError::Patch {
+                plugin: plugin.to_owned(),
+                message: format!("got `{patch}`"),
+            });
         }
         let mut document = to_json(&self.user);
         merge::apply(&mut document, patch);
         let origin = format!("{} patched by plugin {plugin}", self.origin);
-        let user: ClusterConfig = serde_json::from_value(document)
-            .map_err(|error| ConfigError::Parse { origin: origin.clone(), message: error.to_string() })?;
+        let user: ClusterConfig =
+            serde_json::from_value(document).map_err(|error| ConfigError::Parse {
+                origin: origin.clone(),
+                message: error.to_string(),
+            })?;
         Self::from_user(user, &origin, node)
     }
 
     /// The effective document as JSON, for pre-init plugins: the user's
     /// fields over the embedded default, with node-derived values filled in.
     pub fn effective_json(&self) -> String {
-        let mut document = to_json(&effective_document(&self.user, &self.origin).unwrap_or_default());
+        let mut document =
+            to_json(&effective_document(&self.user, &self.origin).unwrap_or_default());
         let filled = serde_json::json!({
             "spec": {
                 "api": {"address": self.effective.api.address.to_string()},
@@ -166,7 +197,8 @@ impl Config {
     /// The document Plinth persists: only what was set.
     pub fn persisted_yaml(&self) -> String {
         let mut user = self.user.clone();
-        user.api_version.get_or_insert_with(|| schema::API_VERSION.to_owned());
+        user.api_version
+            .get_or_insert_with(|| schema::API_VERSION.to_owned());
         user.kind.get_or_insert_with(|| schema::KIND.to_owned());
         serde_yaml::to_string(&user).expect("a ClusterConfig always serialises")
     }
@@ -178,20 +210,44 @@ fn to_json(config: &ClusterConfig) -> Value {
 
 /// The user's document layered over the embedded default.
 fn effective_document(user: &ClusterConfig, origin: &str) -> Result<ClusterConfig, ConfigError> {
-    let defaults: ClusterConfig = serde_yaml::from_str(DEFAULT_YAML).expect("the embedded default parses");
+    let defaults: ClusterConfig =
+        serde_yaml::from_str(DEFAULT_YAML).expect("the embedded default parses");
     let mut document = to_json(&defaults);
     merge::apply(&mut document, &to_json(user));
-    serde_json::from_value(document)
-        .map_err(|error| ConfigError::Parse { origin: origin.to_owned(), message: error.to_string() })
+    serde_json::from_value(document).map_err(|error| ConfigError::Parse {
+        origin: origin.to_owned(),
+        message: error.to_string(),
+    })
 }
 
-fn resolve(document: &ClusterConfig, origin: &str, node: &NodeFacts) -> Result<Effective, ConfigError> {
-    let invalid = |key: &'static str, message: String| ConfigError::Invalid { origin: origin.to_owned(), key, message };
-    if let Some(api_version) = document.api_version.as_deref().filter(|v| *v != schema::API_VERSION) {
-        return Err(invalid("apiVersion", format!("`{api_version}` is not supported; use `{}`", schema::API_VERSION)));
+fn resolve(
+    document: &ClusterConfig,
+    origin: &str,
+    node: &NodeFacts,
+) -> Result<Effective, ConfigError> {
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+        origin: origin.to_owned(),
+        key,
+        message,
+    };
+    if let Some(api_version) = document
+        .api_version
+        .as_deref()
+        .filter(|v| *v != schema::API_VERSION)
+    {
+        return Err(invalid(
+            "apiVersion",
+            format!(
+                "`{api_version}` is not supported; use `{}`",
+                schema::API_VERSION
+            ),
+        ));
     }
     if let Some(kind) = document.kind.as_deref().filter(|k| *k != schema::KIND) {
-        return Err(invalid("kind", format!("`{kind}` is not supported; use `{}`", schema::KIND)));
+        return Err(invalid(
+            "kind",
+            format!("`{kind}` is not supported; use `{}`", schema::KIND),
+        ));
     }
     let spec = document.spec.clone().unwrap_or_default();
     let api = spec.api.unwrap_or_default();
@@ -204,15 +260,24 @@ fn resolve(document: &ClusterConfig, origin: &str, node: &NodeFacts) -> Result<E
     let address = api.address.unwrap_or_else(|| node.primary_address());
     let port = api.port.expect(defaulted);
     if port == 0 {
-        return Err(invalid("spec.api.port", "0 is not a port; use 1-65535 (6443 by default)".to_owned()));
+        return Err(invalid(
+            "spec.api.port",
+            "0 is not a port; use 1-65535 (6443 by default)".to_owned(),
+        ));
     }
     let sans = api.sans.unwrap_or_default();
     if let Some(bad) = sans.iter().find(|san| !is_valid_san(san)) {
-        return Err(invalid("spec.api.sans", format!("`{bad}` is neither an IP address nor a DNS name")));
+        return Err(invalid(
+            "spec.api.sans",
+            format!("`{bad}` is neither an IP address nor a DNS name"),
+        ));
     }
     let cluster_domain = network.cluster_domain.expect(defaulted);
     if !is_valid_san(&cluster_domain) || cluster_domain.parse::<IpAddr>().is_ok() {
-        return Err(invalid("spec.network.clusterDomain", format!("`{cluster_domain}` is not a DNS domain")));
+        return Err(invalid(
+            "spec.network.clusterDomain",
+            format!("`{cluster_domain}` is not a DNS domain"),
+        ));
     }
     let storage = match storage.storage_type.expect(defaulted) {
         StorageType::Etcd => {
@@ -220,10 +285,13 @@ fn resolve(document: &ClusterConfig, origin: &str, node: &NodeFacts) -> Result<E
             if etcd.external_cluster.is_some() {
                 return Err(invalid(
                     "spec.storage.etcd.externalCluster",
-                    "is set but spec.storage.type is `etcd`; set the type to `external` to use it".to_owned(),
+                    "is set but spec.storage.type is `etcd`; set the type to `external` to use it"
+                        .to_owned(),
                 ));
             }
-            Storage::Embedded { peer_address: etcd.peer_address.unwrap_or(address) }
+            Storage::Embedded {
+                peer_address: etcd.peer_address.unwrap_or(address),
+            }
         }
         StorageType::External => {
             let endpoints = storage
@@ -256,22 +324,42 @@ fn resolve(document: &ClusterConfig, origin: &str, node: &NodeFacts) -> Result<E
     if pki.cert_validity > pki.ca_validity {
         return Err(invalid(
             "spec.pki.certValidity",
-            format!("{} outlives the CAs ({}); make it shorter than caValidity", pki.cert_validity, pki.ca_validity),
+            format!(
+                "{} outlives the CAs ({}); make it shorter than caValidity",
+                pki.cert_validity, pki.ca_validity
+            ),
         ));
     }
     let repository = images.repository.filter(|r| !r.is_empty());
-    if let Some(bad) = repository.as_deref().filter(|r| r.contains("://") || r.contains(char::is_whitespace)) {
-        return Err(invalid("spec.images.repository", format!("`{bad}` is not a registry; write it like `registry.example.com:5000`")));
+    if let Some(bad) = repository
+        .as_deref()
+        .filter(|r| r.contains("://") || r.contains(char::is_whitespace))
+    {
+        return Err(invalid(
+            "spec.images.repository",
+            format!("`{bad}` is not a registry; write it like `registry.example.com:5000`"),
+        ));
     }
     Ok(Effective {
-        name: document.metadata.clone().and_then(|m| m.name).expect(defaulted),
-        api: Api { address, port, sans },
+        name: document
+            .metadata
+            .clone()
+            .and_then(|m| m.name)
+            .expect(defaulted),
+        api: Api {
+            address,
+            port,
+            sans,
+        },
         network: Network {
             provider: network.provider.expect(defaulted),
             service_cidr: network.service_cidr.expect(defaulted),
             pod_cidr: network.pod_cidr.expect(defaulted),
             cluster_domain,
-            node_local_load_balancing: network.node_local_load_balancing.and_then(|n| n.enabled).expect(defaulted),
+            node_local_load_balancing: network
+                .node_local_load_balancing
+                .and_then(|n| n.enabled)
+                .expect(defaulted),
         },
         storage,
         pki,

@@ -201,7 +201,9 @@ impl<'de> Deserialize<'de> for ImagesSpec {
                         _ => {
                             let value = map.next_value()?;
                             if spec.components.insert(key.clone(), value).is_some() {
-                                return Err(serde::de::Error::custom(format!("duplicate component `{key}`")));
+                                return Err(serde::de::Error::custom(format!(
+                                    "duplicate component `{key}`"
+                                )));
                             }
                         }
                     }

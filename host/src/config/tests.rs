@@ -3,7 +3,10 @@ use std::net::IpAddr;
 use super::*;
 
 fn node() -> NodeFacts {
-    NodeFacts { hostname: "cp-1".to_owned(), addresses: vec!["10.0.0.10".parse().unwrap()] }
+    NodeFacts {
+        hostname: "cp-1".to_owned(),
+        addresses: vec!["10.0.0.10".parse().unwrap()],
+    }
 }
 
 fn parse(yaml: &str) -> Result<Config, ConfigError> {
@@ -12,7 +15,9 @@ fn parse(yaml: &str) -> Result<Config, ConfigError> {
 
 #[test]
 fn unknown_keys_are_errors_naming_the_file_line_and_key() {
-    let error = parse("spec:\n  api:\n    adress: 10.0.0.1\n").unwrap_err().to_string();
+    let error = parse("spec:\n  api:\n    adress: 10.0.0.1\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("test.yaml"), "{error}");
     assert!(error.contains("adress"), "{error}");
     assert!(error.contains("line 3"), "{error}");
@@ -20,11 +25,23 @@ fn unknown_keys_are_errors_naming_the_file_line_and_key() {
 
 #[test]
 fn malformed_values_are_errors_naming_the_key() {
-    let error = parse("spec:\n  network:\n    serviceCIDR: 10.96.0.1/12\n").unwrap_err().to_string();
-    assert!(error.contains("host bits") && error.contains("line 3"), "{error}");
-    let error = parse("spec:\n  pki:\n    keyAlgorithm: dsa\n").unwrap_err().to_string();
-    assert!(error.contains("spec.pki.keyAlgorithm") && error.contains("dsa"), "{error}");
-    let error = parse("spec:\n  pki:\n    caValidity: 10d\n").unwrap_err().to_string();
+    let error = parse("spec:\n  network:\n    serviceCIDR: 10.96.0.1/12\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("host bits") && error.contains("line 3"),
+        "{error}"
+    );
+    let error = parse("spec:\n  pki:\n    keyAlgorithm: dsa\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("spec.pki.keyAlgorithm") && error.contains("dsa"),
+        "{error}"
+    );
+    let error = parse("spec:\n  pki:\n    caValidity: 10d\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("10d") && error.contains("line 3"), "{error}");
 }
 
@@ -32,11 +49,23 @@ fn malformed_values_are_errors_naming_the_key() {
 fn an_empty_document_takes_every_default() {
     let config = parse("").unwrap();
     let effective = &config.effective;
-    assert_eq!(effective.api.address, "10.0.0.10".parse::<IpAddr>().unwrap(), "the node's address");
+    assert_eq!(
+        effective.api.address,
+        "10.0.0.10".parse::<IpAddr>().unwrap(),
+        "the node's address"
+    );
     assert_eq!(effective.api.port, 6443);
-    assert_eq!(effective.network.service_cidr.first_host().to_string(), "10.96.0.1");
+    assert_eq!(
+        effective.network.service_cidr.first_host().to_string(),
+        "10.96.0.1"
+    );
     assert_eq!(effective.pki.ca_validity, GoDuration::from_hours(87_600));
-    assert_eq!(effective.storage, Storage::Embedded { peer_address: effective.api.address });
+    assert_eq!(
+        effective.storage,
+        Storage::Embedded {
+            peer_address: effective.api.address
+        }
+    );
     assert_eq!(config.user, ClusterConfig::default());
 }
 
@@ -44,9 +73,21 @@ fn an_empty_document_takes_every_default() {
 fn only_what_the_user_set_is_persisted() {
     let config = parse("spec:\n  images:\n    repository: mirror.local\n").unwrap();
     let persisted = config.persisted_yaml();
-    assert!(persisted.contains("repository: mirror.local"), "{persisted}");
-    for defaulted in ["6443", "kube-router", "defaultPullPolicy", "ecdsa-p256", "cluster.local"] {
-        assert!(!persisted.contains(defaulted), "{defaulted} leaked into {persisted}");
+    assert!(
+        persisted.contains("repository: mirror.local"),
+        "{persisted}"
+    );
+    for defaulted in [
+        "6443",
+        "kube-router",
+        "defaultPullPolicy",
+        "ecdsa-p256",
+        "cluster.local",
+    ] {
+        assert!(
+            !persisted.contains(defaulted),
+            "{defaulted} leaked into {persisted}"
+        );
     }
     let reloaded = parse(&persisted).unwrap();
     assert_eq!(reloaded.user.spec, config.user.spec);
@@ -56,17 +97,38 @@ fn only_what_the_user_set_is_persisted() {
 #[test]
 fn a_patch_counts_as_set_and_is_validated_again() {
     let config = parse("").unwrap();
-    let patched = config.patched(&serde_json::json!({"spec": {"network": {"clusterDomain": "corp.example"}}}), "p", &node());
+    let patched = config.patched(
+        &serde_json::json!({"spec": {"network": {"clusterDomain": "corp.example"}}}),
+        "p",
+        &node(),
+    );
     let patched = patched.unwrap();
     assert_eq!(patched.effective.network.cluster_domain, "corp.example");
-    assert!(patched.persisted_yaml().contains("clusterDomain: corp.example"));
+    assert!(
+        patched
+            .persisted_yaml()
+            .contains("clusterDomain: corp.example")
+    );
 
-    let invalid = config.patched(&serde_json::json!({"spec": {"api": {"port": 0}}}), "p", &node());
+    let invalid = config.patched(
+        &serde_json::json!({"spec": {"api": {"port": 0}}}),
+        "p",
+        &node(),
+    );
     assert!(invalid.unwrap_err().to_string().contains("spec.api.port"));
     let unknown = config.patched(&serde_json::json!({"spec": {"bogus": 1}}), "p", &node());
     assert!(unknown.unwrap_err().to_string().contains("bogus"));
-    let removed = patched.patched(&serde_json::json!({"spec": {"network": null}}), "p", &node()).unwrap();
-    assert_eq!(removed.effective.network.cluster_domain, "cluster.local", "null reverts to the default");
+    let removed = patched
+        .patched(
+            &serde_json::json!({"spec": {"network": null}}),
+            "p",
+            &node(),
+        )
+        .unwrap();
+    assert_eq!(
+        removed.effective.network.cluster_domain, "cluster.local",
+        "null reverts to the default"
+    );
 }
 
 #[test]
@@ -74,20 +136,35 @@ fn effective_json_fills_node_derived_values() {
     let config = parse("").unwrap();
     let document: serde_json::Value = serde_json::from_str(&config.effective_json()).unwrap();
     assert_eq!(document.pointer("/spec/api/address").unwrap(), "10.0.0.10");
-    assert_eq!(document.pointer("/spec/storage/etcd/peerAddress").unwrap(), "10.0.0.10");
-    assert_eq!(document.pointer("/spec/network/serviceCIDR").unwrap(), "10.96.0.0/12");
+    assert_eq!(
+        document.pointer("/spec/storage/etcd/peerAddress").unwrap(),
+        "10.0.0.10"
+    );
+    assert_eq!(
+        document.pointer("/spec/network/serviceCIDR").unwrap(),
+        "10.96.0.0/12"
+    );
 }
 
 #[test]
 fn external_storage_needs_endpoints_and_embedded_refuses_them() {
-    let error = parse("spec:\n  storage:\n    type: external\n").unwrap_err().to_string();
+    let error = parse("spec:\n  storage:\n    type: external\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("endpoints"), "{error}");
-    let error = parse("spec:\n  storage:\n    etcd:\n      externalCluster:\n        endpoints: [https://e:2379]\n");
+    let error = parse(
+        "spec:\n  storage:\n    etcd:\n      externalCluster:\n        endpoints: [https://e:2379]\n",
+    );
     assert!(error.unwrap_err().to_string().contains("externalCluster"));
     let external =
         parse("spec:\n  storage:\n    type: external\n    etcd:\n      externalCluster:\n        endpoints: [https://e:2379]\n")
             .unwrap();
-    assert_eq!(external.effective.storage, Storage::External { endpoints: vec!["https://e:2379".to_owned()] });
+    assert_eq!(
+        external.effective.storage,
+        Storage::External {
+            endpoints: vec!["https://e:2379".to_owned()]
+        }
+    );
 }
 
 #[test]
@@ -97,7 +174,12 @@ fn image_overrides_are_read_per_component() {
             .unwrap();
     let images = &config.effective.images;
     assert_eq!(images.default_pull_policy, PullPolicy::Never);
-    assert_eq!(images.overrides["coredns"].image.as_deref(), Some("my/coredns"));
-    let error = parse("spec:\n  images:\n    coredns:\n      tag: v9\n").unwrap_err().to_string();
+    assert_eq!(
+        images.overrides["coredns"].image.as_deref(),
+        Some("my/coredns")
+    );
+    let error = parse("spec:\n  images:\n    coredns:\n      tag: v9\n")
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("tag") && error.contains("line 4"), "{error}");
 }

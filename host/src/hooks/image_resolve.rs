@@ -8,7 +8,9 @@
 
 use std::collections::BTreeSet;
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::image_resolve::{Image, Origin, PullPolicy};
+pub use crate::plugin::bindings::exports::plinth::bootstrap::image_resolve::{
+    Image, Origin, PullPolicy,
+};
 
 use super::{Answer, Hook, HookError, Outcome, Participant, check_text, run_chain};
 use crate::config::Config;
@@ -32,7 +34,9 @@ pub trait ImageResolver: Participant {
 impl ImageResolver for Plugin {
     fn resolve(&self, images: &[Image]) -> Result<Result<Vec<Image>, String>, CallFailure> {
         self.call_hook(Hook::ImageResolve, |store, instance, exports| {
-            exports.image_resolve(store, instance)?.call_resolve(&mut *store, images)
+            exports
+                .image_resolve(store, instance)?
+                .call_resolve(&mut *store, images)
         })
     }
 
@@ -57,7 +61,11 @@ impl Participant for CatalogDefaults<'_> {
 impl ImageResolver for CatalogDefaults<'_> {
     /// Ignores its input: it is where the list comes from.
     fn resolve(&self, _images: &[Image]) -> Result<Result<Vec<Image>, String>, CallFailure> {
-        Ok(Ok(images::defaults(self.catalog, self.config, self.selection)))
+        Ok(Ok(images::defaults(
+            self.catalog,
+            self.config,
+            self.selection,
+        )))
     }
 
     fn may_change_image_set(&self) -> bool {
@@ -66,33 +74,58 @@ impl ImageResolver for CatalogDefaults<'_> {
 }
 
 /// Run the chain: the built-in, then every plugin serving image-resolve.
-pub fn run(builtin: &CatalogDefaults<'_>, plugins: &PluginSet, journal: &mut Journal) -> Result<Outcome<Vec<Image>>, HookError> {
+pub fn run(
+    builtin: &CatalogDefaults<'_>,
+    plugins: &PluginSet,
+    journal: &mut Journal,
+) -> Result<Outcome<Vec<Image>>, HookError> {
     let mut chain: Vec<&dyn ImageResolver> = vec![builtin];
-    chain.extend(plugins.serving(Hook::ImageResolve).map(|p| p as &dyn ImageResolver));
+    chain.extend(
+        plugins
+            .serving(Hook::ImageResolve)
+            .map(|p| p as &dyn ImageResolver),
+    );
     run_resolvers(&chain, journal)
 }
 
 /// Run an explicit chain of resolvers over an empty starting list.
-pub fn run_resolvers(chain: &[&dyn ImageResolver], journal: &mut Journal) -> Result<Outcome<Vec<Image>>, HookError> {
-    run_chain(Hook::ImageResolve, journal, chain, Vec::new(), |participant, current| {
-        match participant.resolve(current)? {
+pub fn run_resolvers(
+    chain: &[&dyn ImageResolver],
+    journal: &mut Journal,
+) -> Result<Outcome<Vec<Image>>, HookError> {
+    run_chain(
+        Hook::ImageResolve,
+        journal,
+        chain,
+        Vec::new(),
+        |participant, current| match participant.resolve(current)? {
             Ok(next) => {
                 check_answer(current, &next, participant.may_change_image_set())?;
                 let changed = next.iter().filter(|image| !current.contains(image)).count();
-                Ok(Answer { detail: Some(serde_json::json!({"images": next.len(), "changed": changed})), ..Answer::next(next) })
+                Ok(Answer {
+                    detail: Some(serde_json::json!({"images": next.len(), "changed": changed})),
+                    ..Answer::next(next)
+                })
             }
             Err(reason) => {
                 check_text("refusal", &reason)?;
                 Ok(Answer::refuse(current.clone(), Hook::ImageResolve, reason))
             }
-        }
-    })
+        },
+    )
 }
 
-fn check_answer(current: &[Image], next: &[Image], may_change_set: bool) -> Result<(), CallFailure> {
+fn check_answer(
+    current: &[Image],
+    next: &[Image],
+    may_change_set: bool,
+) -> Result<(), CallFailure> {
     let malformed = |message: String| Err(CallFailure::Malformed(message));
     if next.len() > MAX_IMAGES {
-        return malformed(format!("returned {} images; at most {MAX_IMAGES} are accepted", next.len()));
+        return malformed(format!(
+            "returned {} images; at most {MAX_IMAGES} are accepted",
+            next.len()
+        ));
     }
     let mut seen = BTreeSet::new();
     for image in next {
@@ -101,7 +134,12 @@ fn check_answer(current: &[Image], next: &[Image], may_change_set: bool) -> Resu
         }
         let checked = reference::check_repository(&image.repository)
             .and_then(|()| reference::check_tag(&image.tag))
-            .and_then(|()| image.digest.as_deref().map_or(Ok(()), reference::check_digest));
+            .and_then(|()| {
+                image
+                    .digest
+                    .as_deref()
+                    .map_or(Ok(()), reference::check_digest)
+            });
         if let Err(message) = checked {
             return malformed(format!("image for `{}`: {message}", image.component));
         }

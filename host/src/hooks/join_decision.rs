@@ -27,13 +27,23 @@ pub fn action_name(action: JoinAction) -> &'static str {
 /// A participant of join-decision.
 pub trait JoinDecider: Participant {
     /// The next proposal, or `Err(reason)` to refuse every outcome.
-    fn decide(&self, facts: &JoinFacts, current: &Proposal) -> Result<Result<Proposal, String>, CallFailure>;
+    fn decide(
+        &self,
+        facts: &JoinFacts,
+        current: &Proposal,
+    ) -> Result<Result<Proposal, String>, CallFailure>;
 }
 
 impl JoinDecider for Plugin {
-    fn decide(&self, facts: &JoinFacts, current: &Proposal) -> Result<Result<Proposal, String>, CallFailure> {
+    fn decide(
+        &self,
+        facts: &JoinFacts,
+        current: &Proposal,
+    ) -> Result<Result<Proposal, String>, CallFailure> {
         self.call_hook(Hook::JoinDecision, |store, instance, exports| {
-            exports.join_decision(store, instance)?.call_decide(&mut *store, facts, current)
+            exports
+                .join_decision(store, instance)?
+                .call_decide(&mut *store, facts, current)
         })
     }
 }
@@ -48,15 +58,31 @@ impl Participant for StorageState {
 }
 
 impl JoinDecider for StorageState {
-    fn decide(&self, facts: &JoinFacts, _current: &Proposal) -> Result<Result<Proposal, String>, CallFailure> {
+    fn decide(
+        &self,
+        facts: &JoinFacts,
+        _current: &Proposal,
+    ) -> Result<Result<Proposal, String>, CallFailure> {
         let (action, reason) = if facts.etcd_member_data {
-            (JoinAction::AlreadyMember, "etcd/member/snap/db exists: this machine's etcd holds cluster data".to_owned())
+            (
+                JoinAction::AlreadyMember,
+                "etcd/member/snap/db exists: this machine's etcd holds cluster data".to_owned(),
+            )
         } else if let Some(api) = &facts.join_token_api {
-            (JoinAction::JoinCluster, format!("a join token for {api} was given and this machine holds no cluster data"))
+            (
+                JoinAction::JoinCluster,
+                format!("a join token for {api} was given and this machine holds no cluster data"),
+            )
         } else if facts.storage == StorageKind::ExternalEtcd {
-            (JoinAction::CreateCluster, "external etcd holds the cluster state and no join token was given".to_owned())
+            (
+                JoinAction::CreateCluster,
+                "external etcd holds the cluster state and no join token was given".to_owned(),
+            )
         } else {
-            (JoinAction::CreateCluster, "no cluster data and no join token".to_owned())
+            (
+                JoinAction::CreateCluster,
+                "no cluster data and no join token".to_owned(),
+            )
         };
         Ok(Ok(Proposal { action, reason }))
     }
@@ -64,27 +90,48 @@ impl JoinDecider for StorageState {
 
 /// The starting point of the chain, replaced by the built-in's proposal.
 fn undecided() -> Proposal {
-    Proposal { action: JoinAction::CreateCluster, reason: "nothing decided yet".to_owned() }
+    Proposal {
+        action: JoinAction::CreateCluster,
+        reason: "nothing decided yet".to_owned(),
+    }
 }
 
-pub fn run(facts: &JoinFacts, plugins: &PluginSet, journal: &mut Journal) -> Result<Proposal, HookError> {
+pub fn run(
+    facts: &JoinFacts,
+    plugins: &PluginSet,
+    journal: &mut Journal,
+) -> Result<Proposal, HookError> {
     let mut chain: Vec<&dyn JoinDecider> = vec![&StorageState];
-    chain.extend(plugins.serving(Hook::JoinDecision).map(|p| p as &dyn JoinDecider));
-    let outcome = run_chain(Hook::JoinDecision, journal, &chain, undecided(), |participant, current| {
-        match participant.decide(facts, current)? {
+    chain.extend(
+        plugins
+            .serving(Hook::JoinDecision)
+            .map(|p| p as &dyn JoinDecider),
+    );
+    let outcome = run_chain(
+        Hook::JoinDecision,
+        journal,
+        &chain,
+        undecided(),
+        |participant, current| match participant.decide(facts, current)? {
             Ok(next) => {
                 check_text("reason", &next.reason)?;
                 if next.reason.trim().is_empty() {
-                    return Err(CallFailure::Malformed("a proposal without a reason".to_owned()));
+                    return Err(CallFailure::Malformed(
+                        "a proposal without a reason".to_owned(),
+                    ));
                 }
-                let detail = serde_json::json!({"action": action_name(next.action), "reason": next.reason});
-                Ok(Answer { detail: Some(detail), ..Answer::next(next) })
+                let detail =
+                    serde_json::json!({"action": action_name(next.action), "reason": next.reason});
+                Ok(Answer {
+                    detail: Some(detail),
+                    ..Answer::next(next)
+                })
             }
             Err(reason) => {
                 check_text("refusal", &reason)?;
                 Ok(Answer::refuse(current.clone(), Hook::JoinDecision, reason))
             }
-        }
-    })?;
+        },
+    )?;
     Ok(outcome.value)
 }

@@ -44,7 +44,13 @@ pub enum Hook {
 }
 
 impl Hook {
-    pub const ALL: [Hook; 5] = [Hook::PreInit, Hook::JoinDecision, Hook::PostPki, Hook::ImageResolve, Hook::Readiness];
+    pub const ALL: [Hook; 5] = [
+        Hook::PreInit,
+        Hook::JoinDecision,
+        Hook::PostPki,
+        Hook::ImageResolve,
+        Hook::Readiness,
+    ];
 
     /// The name used in the WIT, manifests, logs and the journal.
     pub fn as_str(self) -> &'static str {
@@ -124,7 +130,12 @@ pub struct Attributed {
 
 impl fmt::Display for Attributed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let Finding { subject, rule, message, .. } = &self.finding;
+        let Finding {
+            subject,
+            rule,
+            message,
+            ..
+        } = &self.finding;
         write!(f, "{} [{rule}] {subject}: {message}", self.participant)
     }
 }
@@ -132,9 +143,16 @@ impl fmt::Display for Attributed {
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
     #[error("{hook} denied: {}", denials.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
-    Denied { hook: Hook, denials: Vec<Attributed> },
+    Denied {
+        hook: Hook,
+        denials: Vec<Attributed>,
+    },
     #[error("plugin {participant} failed in {hook}: {failure}")]
-    Failed { hook: Hook, participant: String, failure: CallFailure },
+    Failed {
+        hook: Hook,
+        participant: String,
+        failure: CallFailure,
+    },
     #[error(transparent)]
     Journal(#[from] JournalError),
 }
@@ -159,7 +177,11 @@ pub struct Answer<T> {
 
 impl<T> Answer<T> {
     pub fn next(next: T) -> Self {
-        Self { next, findings: Vec::new(), detail: None }
+        Self {
+            next,
+            findings: Vec::new(),
+            detail: None,
+        }
     }
 
     /// Keep `current`, and deny with `reason` (a refusal of a mutating hook).
@@ -170,7 +192,11 @@ impl<T> Answer<T> {
             rule: "refused".to_owned(),
             message: reason,
         };
-        Self { next: current, findings: vec![finding], detail: None }
+        Self {
+            next: current,
+            findings: vec![finding],
+            detail: None,
+        }
     }
 }
 
@@ -198,7 +224,8 @@ pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
         entry.sha256 = participant.sha256().map(str::to_owned);
         entry.input_digest = Some(journal::digest(&current));
         let started = Instant::now();
-        let answer = call(participant, &current).and_then(|answer| check_findings(answer, participant.name()));
+        let answer = call(participant, &current)
+            .and_then(|answer| check_findings(answer, participant.name()));
         let entry = entry.took(started.elapsed());
         match answer {
             Ok(answer) => {
@@ -206,10 +233,23 @@ pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
                     participant: participant.name().to_owned(),
                     finding,
                 });
-                let (denied, other): (Vec<_>, Vec<_>) = attributed.partition(|a| a.finding.severity == Severity::Deny);
-                let verdict = if denied.is_empty() { Verdict::Allowed } else { Verdict::Denied };
-                let mut entry = Entry { verdict, detail: answer.detail, ..entry };
-                entry.findings = denied.iter().chain(&other).map(|a| serde_json::json!(a.finding)).collect();
+                let (denied, other): (Vec<_>, Vec<_>) =
+                    attributed.partition(|a| a.finding.severity == Severity::Deny);
+                let verdict = if denied.is_empty() {
+                    Verdict::Allowed
+                } else {
+                    Verdict::Denied
+                };
+                let mut entry = Entry {
+                    verdict,
+                    detail: answer.detail,
+                    ..entry
+                };
+                entry.findings = denied
+                    .iter()
+                    .chain(&other)
+                    .map(|a| serde_json::json!(a.finding))
+                    .collect();
                 journal.record(entry)?;
                 for note in &other {
                     tracing::warn!(hook = hook.as_str(), "{note}");
@@ -219,16 +259,39 @@ pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
                 current = answer.next;
             }
             Err(failure) if participant.failure_policy() == FailurePolicy::Ignore => {
-                tracing::warn!(hook = hook.as_str(), plugin = participant.name(), "ignoring failure: {failure}");
-                journal.record(Entry { verdict: Verdict::FailureIgnored, trap: Some(failure.to_string()), ..entry })?;
+                tracing::warn!(
+                    hook = hook.as_str(),
+                    plugin = participant.name(),
+                    "ignoring failure: {failure}"
+                );
+                journal.record(Entry {
+                    verdict: Verdict::FailureIgnored,
+                    trap: Some(failure.to_string()),
+                    ..entry
+                })?;
             }
             Err(failure) => {
-                journal.record(Entry { verdict: Verdict::Failed, trap: Some(failure.to_string()), ..entry })?;
-                return Err(HookError::Failed { hook, participant: participant.name().to_owned(), failure });
+                journal.record(Entry {
+                    verdict: Verdict::Failed,
+                    trap: Some(failure.to_string()),
+                    ..entry
+                })?;
+                return Err(HookError::Failed {
+                    hook,
+                    participant: participant.name().to_owned(),
+                    failure,
+                });
             }
         }
     }
-    if denials.is_empty() { Ok(Outcome { value: current, notes }) } else { Err(HookError::Denied { hook, denials }) }
+    if denials.is_empty() {
+        Ok(Outcome {
+            value: current,
+            notes,
+        })
+    } else {
+        Err(HookError::Denied { hook, denials })
+    }
 }
 
 fn check_findings<T>(answer: Answer<T>, participant: &str) -> Result<Answer<T>, CallFailure> {
@@ -240,6 +303,14 @@ fn check_findings<T>(answer: Answer<T>, participant: &str) -> Result<Answer<T>, 
         )));
     }
     for finding in &answer.findings {
+        if finding.message.trim().is_empty()
+            || finding.rule.trim().is_empty()
+            || finding.subject.trim().is_empty()
+        {
+            return Err(CallFailure::Malformed(
+                "a finding without a subject, rule or message".to_owned(),
+            ));
+        }
         check_text("finding message", &finding.message)?;
         check_text("finding subject", &finding.subject)?;
         check_text("finding rule", &finding.rule)?;

@@ -2,7 +2,9 @@
 //! alike, goes past every auditor before anything is committed. Auditors see
 //! certificates only: no private key ever crosses into a plugin.
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::post_pki::{Certificate, KeyAlgorithm};
+pub use crate::plugin::bindings::exports::plinth::bootstrap::post_pki::{
+    Certificate, KeyAlgorithm,
+};
 
 use super::{Answer, Attributed, Hook, HookError, Participant, run_chain};
 use crate::journal::{self, Journal};
@@ -17,7 +19,9 @@ pub trait CertAuditor: Participant {
 impl CertAuditor for Plugin {
     fn audit(&self, certificates: &[Certificate]) -> Result<Vec<Finding>, CallFailure> {
         self.call_hook(Hook::PostPki, |store, instance, exports| {
-            exports.post_pki(store, instance)?.call_audit(&mut *store, certificates)
+            exports
+                .post_pki(store, instance)?
+                .call_audit(&mut *store, certificates)
         })
     }
 }
@@ -90,13 +94,26 @@ pub fn run(
     journal: &mut Journal,
 ) -> Result<Vec<Attributed>, HookError> {
     let mut chain: Vec<&dyn CertAuditor> = vec![builtin];
-    chain.extend(plugins.serving(Hook::PostPki).map(|p| p as &dyn CertAuditor));
+    chain.extend(
+        plugins
+            .serving(Hook::PostPki)
+            .map(|p| p as &dyn CertAuditor),
+    );
     // The certificates are the same for every auditor; the chain value is
     // their digest, so the journal shows every auditor saw the same set.
     let digest = journal::digest(certificates);
-    let outcome = run_chain(Hook::PostPki, journal, &chain, digest, |participant, current| {
-        let findings = participant.audit(certificates)?;
-        Ok(Answer { findings, ..Answer::next(current.clone()) })
-    })?;
+    let outcome = run_chain(
+        Hook::PostPki,
+        journal,
+        &chain,
+        digest,
+        |participant, current| {
+            let findings = participant.audit(certificates)?;
+            Ok(Answer {
+                findings,
+                ..Answer::next(current.clone())
+            })
+        },
+    )?;
     Ok(outcome.notes)
 }

@@ -5,7 +5,9 @@
 
 use serde::{Serialize, Serializer};
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::pre_init::{NodeFacts as WireNodeFacts, PreInitAnswer};
+pub use crate::plugin::bindings::exports::plinth::bootstrap::pre_init::{
+    NodeFacts as WireNodeFacts, PreInitAnswer,
+};
 
 use super::{Answer, Attributed, Hook, HookError, Participant, run_chain};
 use crate::config::Config;
@@ -18,13 +20,20 @@ pub const MAX_PATCH_BYTES: usize = 1 << 20;
 
 /// A participant of pre-init.
 pub trait ConfigValidator: Participant {
-    fn check(&self, config_json: &str, facts: &WireNodeFacts) -> Result<PreInitAnswer, CallFailure>;
+    fn check(&self, config_json: &str, facts: &WireNodeFacts)
+    -> Result<PreInitAnswer, CallFailure>;
 }
 
 impl ConfigValidator for Plugin {
-    fn check(&self, config_json: &str, facts: &WireNodeFacts) -> Result<PreInitAnswer, CallFailure> {
+    fn check(
+        &self,
+        config_json: &str,
+        facts: &WireNodeFacts,
+    ) -> Result<PreInitAnswer, CallFailure> {
         self.call_hook(Hook::PreInit, |store, instance, exports| {
-            exports.pre_init(store, instance)?.call_check(&mut *store, config_json, facts)
+            exports
+                .pre_init(store, instance)?
+                .call_check(&mut *store, config_json, facts)
         })
     }
 }
@@ -39,17 +48,27 @@ impl Participant for NodeAddressCheck {
 }
 
 impl ConfigValidator for NodeAddressCheck {
-    fn check(&self, config_json: &str, facts: &WireNodeFacts) -> Result<PreInitAnswer, CallFailure> {
+    fn check(
+        &self,
+        config_json: &str,
+        facts: &WireNodeFacts,
+    ) -> Result<PreInitAnswer, CallFailure> {
         let document: serde_json::Value =
             serde_json::from_str(config_json).map_err(|e| CallFailure::Malformed(e.to_string()))?;
         let mut findings = Vec::new();
         let known = |address: &str| {
             facts.addresses.iter().any(|a| a == address)
-                || address.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                || address
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         };
-        for (key, pointer) in
-            [("spec.api.address", "/spec/api/address"), ("spec.storage.etcd.peerAddress", "/spec/storage/etcd/peerAddress")]
-        {
+        for (key, pointer) in [
+            ("spec.api.address", "/spec/api/address"),
+            (
+                "spec.storage.etcd.peerAddress",
+                "/spec/storage/etcd/peerAddress",
+            ),
+        ] {
             if let Some(address) = document.pointer(pointer).and_then(|v| v.as_str())
                 && !known(address)
             {
@@ -64,7 +83,10 @@ impl ConfigValidator for NodeAddressCheck {
                 });
             }
         }
-        Ok(PreInitAnswer { findings, patch: None })
+        Ok(PreInitAnswer {
+            findings,
+            patch: None,
+        })
     }
 }
 
@@ -98,25 +120,46 @@ pub fn run(
 ) -> Result<(Config, Vec<Attributed>), HookError> {
     let facts = wire_facts(node, data_dir);
     let mut chain: Vec<&dyn ConfigValidator> = vec![&NodeAddressCheck];
-    chain.extend(plugins.serving(Hook::PreInit).map(|p| p as &dyn ConfigValidator));
-    let outcome = run_chain(Hook::PreInit, journal, &chain, Current(config), |participant, current| {
-        let answer = participant.check(&current.0.effective_json(), &facts)?;
-        let Some(patch) = answer.patch else {
-            return Ok(Answer { next: Current(current.0.clone()), findings: answer.findings, detail: None });
-        };
-        if patch.len() > MAX_PATCH_BYTES {
-            return Err(CallFailure::Malformed(format!(
-                "a patch of {} bytes; at most {MAX_PATCH_BYTES} are accepted",
-                patch.len()
-            )));
-        }
-        let value: serde_json::Value = serde_json::from_str(&patch)
-            .map_err(|error| CallFailure::Malformed(format!("its patch is not JSON: {error}")))?;
-        let patched = current
-            .0
-            .patched(&value, participant.name(), node)
-            .map_err(|error| CallFailure::Malformed(format!("its patch makes the config invalid: {error}")))?;
-        Ok(Answer { next: Current(patched), findings: answer.findings, detail: Some(serde_json::json!({"patch": value})) })
-    })?;
+    chain.extend(
+        plugins
+            .serving(Hook::PreInit)
+            .map(|p| p as &dyn ConfigValidator),
+    );
+    let outcome = run_chain(
+        Hook::PreInit,
+        journal,
+        &chain,
+        Current(config),
+        |participant, current| {
+            let answer = participant.check(&current.0.effective_json(), &facts)?;
+            let Some(patch) = answer.patch else {
+                return Ok(Answer {
+                    next: Current(current.0.clone()),
+                    findings: answer.findings,
+                    detail: None,
+                });
+            };
+            if patch.len() > MAX_PATCH_BYTES {
+                return Err(CallFailure::Malformed(format!(
+                    "a patch of {} bytes; at most {MAX_PATCH_BYTES} are accepted",
+                    patch.len()
+                )));
+            }
+            let value: serde_json::Value = serde_json::from_str(&patch).map_err(|error| {
+                CallFailure::Malformed(format!("its patch is not JSON: {error}"))
+            })?;
+            let patched = current
+                .0
+                .patched(&value, participant.name(), node)
+                .map_err(|error| {
+                    CallFailure::Malformed(format!("its patch makes the config invalid: {error}"))
+                })?;
+            Ok(Answer {
+                next: Current(patched),
+                findings: answer.findings,
+                detail: Some(serde_json::json!({"patch": value})),
+            })
+        },
+    )?;
     Ok((outcome.value.0, outcome.notes))
 }

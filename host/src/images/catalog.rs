@@ -38,7 +38,12 @@ pub struct CatalogEntry {
 
 impl CatalogEntry {
     pub fn new(component: &str, repository: &str, tag: &str, activation: Activation) -> Self {
-        Self { component: component.to_owned(), repository: repository.to_owned(), tag: tag.to_owned(), activation }
+        Self {
+            component: component.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            activation,
+        }
     }
 }
 
@@ -51,7 +56,10 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn new(plinth_version: &str, entries: Vec<CatalogEntry>) -> Self {
-        Self { plinth_version: plinth_version.to_owned(), entries }
+        Self {
+            plinth_version: plinth_version.to_owned(),
+            entries,
+        }
     }
 
     /// The catalog of this build of Plinth.
@@ -63,22 +71,62 @@ impl Catalog {
             env!("CARGO_PKG_VERSION"),
             vec![
                 CatalogEntry::new("pause", "registry.k8s.io/pause", "3.10", Always),
-                CatalogEntry::new("kube-proxy", "registry.k8s.io/kube-proxy", "v1.31.2", Always),
-                CatalogEntry::new("coredns", "registry.k8s.io/coredns/coredns", "v1.11.3", Always),
+                CatalogEntry::new(
+                    "kube-proxy",
+                    "registry.k8s.io/kube-proxy",
+                    "v1.31.2",
+                    Always,
+                ),
+                CatalogEntry::new(
+                    "coredns",
+                    "registry.k8s.io/coredns/coredns",
+                    "v1.11.3",
+                    Always,
+                ),
                 CatalogEntry::new(
                     "konnectivity-agent",
                     "registry.k8s.io/kas-network-proxy/proxy-agent",
                     "v0.31.0",
                     Always,
                 ),
-                CatalogEntry::new("metrics-server", "registry.k8s.io/metrics-server/metrics-server", "v0.7.2", Always),
-                CatalogEntry::new("pushgateway", "quay.io/prometheus/pushgateway", "v1.10.0", Always),
-                CatalogEntry::new("kube-router", "docker.io/cloudnativelabs/kube-router", "v2.2.1", kube_router),
-                CatalogEntry::new("cni-node", "quay.io/k0sproject/cni-node", "1.5.1-k0s.0", kube_router),
+                CatalogEntry::new(
+                    "metrics-server",
+                    "registry.k8s.io/metrics-server/metrics-server",
+                    "v0.7.2",
+                    Always,
+                ),
+                CatalogEntry::new(
+                    "pushgateway",
+                    "quay.io/prometheus/pushgateway",
+                    "v1.10.0",
+                    Always,
+                ),
+                CatalogEntry::new(
+                    "kube-router",
+                    "docker.io/cloudnativelabs/kube-router",
+                    "v2.2.1",
+                    kube_router,
+                ),
+                CatalogEntry::new(
+                    "cni-node",
+                    "quay.io/k0sproject/cni-node",
+                    "1.5.1-k0s.0",
+                    kube_router,
+                ),
                 CatalogEntry::new("calico-node", "quay.io/calico/node", "v3.28.2", calico),
                 CatalogEntry::new("calico-cni", "quay.io/calico/cni", "v3.28.2", calico),
-                CatalogEntry::new("calico-kube-controllers", "quay.io/calico/kube-controllers", "v3.28.2", calico),
-                CatalogEntry::new("envoy", "docker.io/envoyproxy/envoy-distroless", "v1.31.3", NodeLocalLoadBalancing),
+                CatalogEntry::new(
+                    "calico-kube-controllers",
+                    "quay.io/calico/kube-controllers",
+                    "v3.28.2",
+                    calico,
+                ),
+                CatalogEntry::new(
+                    "envoy",
+                    "docker.io/envoyproxy/envoy-distroless",
+                    "v1.31.3",
+                    NodeLocalLoadBalancing,
+                ),
             ],
         )
     }
@@ -88,6 +136,8 @@ impl Catalog {
     }
 
     pub fn get(&self, component: &str) -> Option<&CatalogEntry> {
-        self.entries.iter().find(|entry| entry.component == component)
+        self.entries
+            .iter()
+            .find(|entry| entry.component == component)
     }
 }

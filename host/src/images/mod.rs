@@ -16,10 +16,22 @@ pub const LOCK_PATH: &str = "images.lock";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImagesError {
-    #[error("invalid config {origin}: spec.images.{component}: no such component in the image catalog of Plinth {version}; known: {known}")]
-    UnknownComponent { origin: String, component: String, version: String, known: String },
+    #[error(
+        "invalid config {origin}: spec.images.{component}: no such component in the image catalog of Plinth {version}; known: {known}"
+    )]
+    UnknownComponent {
+        origin: String,
+        component: String,
+        version: String,
+        known: String,
+    },
     #[error("invalid config {origin}: spec.images.{component}.{field}: {message}")]
-    BadOverride { origin: String, component: String, field: &'static str, message: String },
+    BadOverride {
+        origin: String,
+        component: String,
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl ImagesError {
@@ -42,7 +54,12 @@ pub enum Selection {
 pub fn check_overrides(catalog: &Catalog, config: &Config) -> Result<(), ImagesError> {
     for (component, image_override) in &config.effective.images.overrides {
         if catalog.get(component).is_none() {
-            let known = catalog.entries().iter().map(|e| e.component.as_str()).collect::<Vec<_>>().join(", ");
+            let known = catalog
+                .entries()
+                .iter()
+                .map(|e| e.component.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(ImagesError::UnknownComponent {
                 origin: config.origin.clone(),
                 component: component.clone(),
@@ -78,10 +95,17 @@ pub fn defaults(catalog: &Catalog, config: &Config, selection: Selection) -> Vec
     catalog
         .entries()
         .iter()
-        .filter(|entry| selection == Selection::All || entry.activation.is_active(&config.effective))
+        .filter(|entry| {
+            selection == Selection::All || entry.activation.is_active(&config.effective)
+        })
         .map(|entry| {
             let explicit = images.overrides.get(&entry.component);
-            let ImageOverride { image, version, digest, pull_policy } = explicit.cloned().unwrap_or_default();
+            let ImageOverride {
+                image,
+                version,
+                digest,
+                pull_policy,
+            } = explicit.cloned().unwrap_or_default();
             let repository = match image {
                 Some(image) => image,
                 None => match &images.repository {
@@ -94,7 +118,11 @@ pub fn defaults(catalog: &Catalog, config: &Config, selection: Selection) -> Vec
                 repository,
                 tag: version.unwrap_or_else(|| entry.tag.clone()),
                 digest,
-                origin: if explicit.is_some() { Origin::Explicit } else { Origin::Default },
+                origin: if explicit.is_some() {
+                    Origin::Explicit
+                } else {
+                    Origin::Default
+                },
                 pull_policy: wire_policy(pull_policy.unwrap_or(images.default_pull_policy)),
             }
         })
@@ -140,7 +168,8 @@ pub fn lock_file(images: &[Image]) -> Vec<u8> {
             })
         })
         .collect();
-    let mut bytes = serde_json::to_vec_pretty(&serde_json::json!({ "images": entries })).expect("images serialise");
+    let mut bytes = serde_json::to_vec_pretty(&serde_json::json!({ "images": entries }))
+        .expect("images serialise");
     bytes.push(b'\n');
     bytes
 }

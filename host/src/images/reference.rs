@@ -6,7 +6,9 @@
 /// image lives on Docker Hub, where a one-segment name means `library/NAME`.
 pub fn split_registry(repository: &str) -> (&str, String) {
     match repository.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest.to_owned()),
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (first, rest.to_owned())
+        }
         Some(_) => ("docker.io", repository.to_owned()),
         None => ("docker.io", format!("library/{repository}")),
     }
@@ -30,12 +32,18 @@ pub fn check_repository(repository: &str) -> Result<(), String> {
         return bad("write the tag and digest in their own fields");
     }
     let (host, path) = match repository.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (Some(first), rest),
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (Some(first), rest)
+        }
         _ => (None, repository),
     };
     if let Some(host) = host {
         let (name, port) = host.split_once(':').unwrap_or((host, "0"));
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        {
             return bad("the registry host is malformed");
         }
         if port.parse::<u16>().is_err() {
@@ -44,7 +52,9 @@ pub fn check_repository(repository: &str) -> Result<(), String> {
     }
     let component_ok = |c: &str| {
         !c.is_empty()
-            && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-'))
+            && c.chars().all(|ch| {
+                ch.is_ascii_lowercase() || ch.is_ascii_digit() || matches!(ch, '.' | '_' | '-')
+            })
             && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
             && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
     };
@@ -58,14 +68,31 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
         && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-        && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if valid { Ok(()) } else { Err(format!("`{tag}` is not an image tag (1-128 of [A-Za-z0-9_.-])")) }
+        && tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{tag}` is not an image tag (1-128 of [A-Za-z0-9_.-])"
+        ))
+    }
 }
 
 pub fn check_digest(digest: &str) -> Result<(), String> {
     match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) => Ok(()),
-        _ => Err(format!("`{digest}` is not a digest; write it as sha256:<64 lowercase hex digits>")),
+        Some(hex)
+            if hex.len() == 64
+                && hex
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "`{digest}` is not a digest; write it as sha256:<64 lowercase hex digits>"
+        )),
     }
 }
 
@@ -75,18 +102,40 @@ mod tests {
 
     #[test]
     fn registry_is_recognised_like_docker_does() {
-        assert_eq!(split_registry("registry.k8s.io/pause"), ("registry.k8s.io", "pause".to_owned()));
-        assert_eq!(split_registry("localhost/x/y"), ("localhost", "x/y".to_owned()));
-        assert_eq!(split_registry("calico/node"), ("docker.io", "calico/node".to_owned()));
-        assert_eq!(split_registry("busybox"), ("docker.io", "library/busybox".to_owned()));
-        assert_eq!(with_registry("quay.io/calico/node", "mirror:5000/k8s/"), "mirror:5000/k8s/calico/node");
+        assert_eq!(
+            split_registry("registry.k8s.io/pause"),
+            ("registry.k8s.io", "pause".to_owned())
+        );
+        assert_eq!(
+            split_registry("localhost/x/y"),
+            ("localhost", "x/y".to_owned())
+        );
+        assert_eq!(
+            split_registry("calico/node"),
+            ("docker.io", "calico/node".to_owned())
+        );
+        assert_eq!(
+            split_registry("busybox"),
+            ("docker.io", "library/busybox".to_owned())
+        );
+        assert_eq!(
+            with_registry("quay.io/calico/node", "mirror:5000/k8s/"),
+            "mirror:5000/k8s/calico/node"
+        );
     }
 
     #[test]
     fn malformed_references_are_refused() {
         assert!(check_repository("registry.k8s.io/coredns/coredns").is_ok());
         assert!(check_repository("mirror.local:5000/a/b").is_ok());
-        for bad in ["", "UPPER CASE spaces!!", "a//b", "x.io:port/a", "a/b@sha256:00", "-a/b"] {
+        for bad in [
+            "",
+            "UPPER CASE spaces!!",
+            "a//b",
+            "x.io:port/a",
+            "a/b@sha256:00",
+            "-a/b",
+        ] {
             assert!(check_repository(bad).is_err(), "{bad} was accepted");
         }
         assert!(check_tag("v1.2.3-k0s.0").is_ok());

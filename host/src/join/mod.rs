@@ -17,14 +17,20 @@ use crate::node::NodeFacts;
 pub const ETCD_MEMBER_DB: &str = "etcd/member/snap/db";
 
 /// Observe the facts the join decision is made from.
-pub fn facts(data_dir: &Path, config: &Config, token: Option<&JoinToken>, node: &NodeFacts) -> JoinFacts {
+pub fn facts(
+    data_dir: &Path,
+    config: &Config,
+    token: Option<&JoinToken>,
+    node: &NodeFacts,
+) -> JoinFacts {
     let storage = match config.effective.storage {
         Storage::Embedded { .. } => StorageKind::EmbeddedEtcd,
         Storage::External { .. } => StorageKind::ExternalEtcd,
     };
     JoinFacts {
         storage,
-        etcd_member_data: storage == StorageKind::EmbeddedEtcd && data_dir.join(ETCD_MEMBER_DB).is_file(),
+        etcd_member_data: storage == StorageKind::EmbeddedEtcd
+            && data_dir.join(ETCD_MEMBER_DB).is_file(),
         join_token_present: token.is_some(),
         join_token_api: token.map(|t| t.api.clone()),
         hostname: node.hostname.clone(),

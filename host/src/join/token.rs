@@ -11,8 +11,13 @@ const PREFIX: &str = "plinth-join-v1:";
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     #[error("cannot read join token {path}: {source}; check --token-file")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid join token in {path}: {message}; expected plinth-join-v1:<host:port>:<ca sha256>:<secret>")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "invalid join token in {path}: {message}; expected plinth-join-v1:<host:port>:<ca sha256>:<secret>"
+    )]
     Malformed { path: PathBuf, message: String },
 }
 
@@ -34,18 +39,29 @@ pub struct JoinToken {
 
 impl std::fmt::Debug for JoinToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JoinToken").field("api", &self.api).field("ca_sha256", &self.ca_sha256).finish_non_exhaustive()
+        f.debug_struct("JoinToken")
+            .field("api", &self.api)
+            .field("ca_sha256", &self.ca_sha256)
+            .finish_non_exhaustive()
     }
 }
 
 impl JoinToken {
     pub fn read(path: &Path) -> Result<Self, TokenError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read { path: path.to_owned(), source })?;
-        Self::parse(text.trim()).map_err(|message| TokenError::Malformed { path: path.to_owned(), message })
+        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(text.trim()).map_err(|message| TokenError::Malformed {
+            path: path.to_owned(),
+            message,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
-        let body = text.strip_prefix(PREFIX).ok_or("it does not start with plinth-join-v1:")?;
+        let body = text
+            .strip_prefix(PREFIX)
+            .ok_or("it does not start with plinth-join-v1:")?;
         let mut fields = body.rsplitn(3, ':');
         let (secret, ca_sha256, api) = match (fields.next(), fields.next(), fields.next()) {
             (Some(secret), Some(ca), Some(api)) => (secret, ca, api),
@@ -61,7 +77,11 @@ impl JoinToken {
         if secret.len() < 16 || !secret.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err("the secret must be at least 16 letters or digits".to_owned());
         }
-        Ok(Self { api: api.to_owned(), ca_sha256: ca_sha256.to_ascii_lowercase(), secret: secret.to_owned() })
+        Ok(Self {
+            api: api.to_owned(),
+            ca_sha256: ca_sha256.to_ascii_lowercase(),
+            secret: secret.to_owned(),
+        })
     }
 
     /// The shared secret, for the join API client only.
@@ -86,7 +106,10 @@ mod tests {
     #[test]
     fn parses_tokens_with_ipv6_apis_and_hides_the_secret() {
         let ca = "ab".repeat(32);
-        let token = JoinToken::parse(&format!("plinth-join-v1:[fd00::1]:9443:{ca}:s3cr3tS3cr3tS3cr3t")).unwrap();
+        let token = JoinToken::parse(&format!(
+            "plinth-join-v1:[fd00::1]:9443:{ca}:s3cr3tS3cr3tS3cr3t"
+        ))
+        .unwrap();
         assert_eq!(token.api, "[fd00::1]:9443");
         assert_eq!(token.ca_sha256, ca);
         assert!(!format!("{token:?}").contains("s3cr3t"));

@@ -22,7 +22,10 @@ pub const JOURNAL_PATH: &str = "journal/bootstrap.jsonl";
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot write the journal {path}: {source}; check that the data dir is writable")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a participant's answer did.
@@ -123,17 +126,37 @@ impl Journal {
     /// Open (creating) the journal under `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
         let path = data_dir.join(JOURNAL_PATH);
-        let io = |source| JournalError::Io { path: path.clone(), source };
+        let io = |source| JournalError::Io {
+            path: path.clone(),
+            source,
+        };
         let parent = path.parent().expect("the journal path has a parent");
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(parent).map_err(io)?;
-        let file = std::fs::OpenOptions::new().append(true).create(true).mode(0o600).open(&path).map_err(io)?;
-        Ok(Self { path, file: Some(file), entries: Vec::new() })
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(io)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        Ok(Self {
+            path,
+            file: Some(file),
+            entries: Vec::new(),
+        })
     }
 
     /// A journal that keeps entries in memory only (`airgap list-images`,
     /// which must not write to any data dir).
     pub fn in_memory() -> Self {
-        Self { path: PathBuf::new(), file: None, entries: Vec::new() }
+        Self {
+            path: PathBuf::new(),
+            file: None,
+            entries: Vec::new(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -144,7 +167,10 @@ impl Journal {
         if let Some(file) = &mut self.file {
             let mut line = serde_json::to_vec(&entry).expect("journal entries serialise");
             line.push(b'\n');
-            file.write_all(&line).map_err(|source| JournalError::Io { path: self.path.clone(), source })?;
+            file.write_all(&line).map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         }
         self.entries.push(entry);
         Ok(())
@@ -158,7 +184,10 @@ impl Journal {
     /// Make what was written durable; called at the end of a run.
     pub fn sync(&self) -> Result<(), JournalError> {
         match &self.file {
-            Some(file) => file.sync_data().map_err(|source| JournalError::Io { path: self.path.clone(), source }),
+            Some(file) => file.sync_data().map_err(|source| JournalError::Io {
+                path: self.path.clone(),
+                source,
+            }),
             None => Ok(()),
         }
     }

@@ -37,7 +37,9 @@ pub enum LoadKind {
 
 impl LoadKind {
     pub fn elapsed(self) -> Duration {
-        let (LoadKind::Compiled { micros } | LoadKind::Cached { micros } | LoadKind::Recompiled { micros }) = self;
+        let (LoadKind::Compiled { micros }
+        | LoadKind::Cached { micros }
+        | LoadKind::Recompiled { micros }) = self;
         Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX))
     }
 }
@@ -52,7 +54,10 @@ impl Cache {
     pub fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self { dir, engine_key: format!("{:016x}", hasher.finish()) }
+        Self {
+            dir,
+            engine_key: format!("{:016x}", hasher.finish()),
+        }
     }
 
     /// Where the entry for a wasm with this sha256 lives, if caching is on.
@@ -72,9 +77,17 @@ impl Cache {
     ) -> Result<(Component, LoadKind), PluginError> {
         let started = Instant::now();
         let entry = self.entry_path(wasm_sha256);
-        let had_entry = match entry.as_deref().map(|entry| Self::read_entry(engine, entry)) {
+        let had_entry = match entry
+            .as_deref()
+            .map(|entry| Self::read_entry(engine, entry))
+        {
             Some(Ok(Some(component))) => {
-                return Ok((component, LoadKind::Cached { micros: started.elapsed().as_micros() }));
+                return Ok((
+                    component,
+                    LoadKind::Cached {
+                        micros: started.elapsed().as_micros(),
+                    },
+                ));
             }
             Some(Ok(None)) | None => false,
             Some(Err(reason)) => {
@@ -82,12 +95,20 @@ impl Cache {
                 true
             }
         };
-        let compiled = engine
-            .precompile_component(wasm)
-            .map_err(|error| PluginError::NotAComponent { path: origin.to_owned(), message: error.root_cause().to_string() })?;
+        let compiled =
+            engine
+                .precompile_component(wasm)
+                .map_err(|error| PluginError::NotAComponent {
+                    path: origin.to_owned(),
+                    message: error.root_cause().to_string(),
+                })?;
         // SAFETY: these bytes were produced by this engine a moment ago.
-        let component = unsafe { Component::deserialize(engine, &compiled) }
-            .map_err(|error| PluginError::NotAComponent { path: origin.to_owned(), message: error.to_string() })?;
+        let component = unsafe { Component::deserialize(engine, &compiled) }.map_err(|error| {
+            PluginError::NotAComponent {
+                path: origin.to_owned(),
+                message: error.to_string(),
+            }
+        })?;
         if let (Some(dir), Some(entry)) = (&self.dir, &entry)
             && let Err(source) = write_entry(dir, entry, &compiled)
         {
@@ -95,7 +116,14 @@ impl Cache {
             tracing::warn!(entry = %entry.display(), "cannot cache compiled plugin: {source}");
         }
         let micros = started.elapsed().as_micros();
-        Ok((component, if had_entry { LoadKind::Recompiled { micros } } else { LoadKind::Compiled { micros } }))
+        Ok((
+            component,
+            if had_entry {
+                LoadKind::Recompiled { micros }
+            } else {
+                LoadKind::Compiled { micros }
+            },
+        ))
     }
 
     /// `Ok(None)` when there is no entry; `Err` when there is one we refuse.
@@ -108,7 +136,10 @@ impl Cache {
         let metadata = std::fs::metadata(entry).map_err(|error| error.to_string())?;
         // SAFETY of what follows rests on nobody else being able to write it.
         if metadata.mode() & 0o022 != 0 || metadata.uid() != effective_uid() {
-            return Err(format!("mode {:o} or owner is not ours", metadata.mode() & 0o777));
+            return Err(format!(
+                "mode {:o} or owner is not ours",
+                metadata.mode() & 0o777
+            ));
         }
         if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
             return Err("not a Plinth cache entry".to_owned());
@@ -127,24 +158,23 @@ impl Cache {
             .map(Some)
             .map_err(|error| error.to_string())
     }
-
 }
 
 fn write_entry(dir: &Path, entry: &Path, artifact: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        let temporary = entry.with_extension(format!("tmp{}", std::process::id()));
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temporary)?;
-        file.write_all(MAGIC)?;
-        file.write_all(&Sha256::digest(artifact))?;
-        file.write_all(artifact)?;
-        file.sync_all()?;
-        std::fs::rename(&temporary, entry)
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    let temporary = entry.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temporary)?;
+    file.write_all(MAGIC)?;
+    file.write_all(&Sha256::digest(artifact))?;
+    file.write_all(artifact)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, entry)
 }
 
 fn effective_uid() -> u32 {

@@ -16,14 +16,23 @@ const PACKAGE: &str = "plinth:bootstrap/";
 
 /// The hooks `component` exports, after checking that it is a plugin of this
 /// contract version.
-pub fn exported_hooks(engine: &Engine, component: &Component, path: &Path) -> Result<BTreeSet<Hook>, PluginError> {
+pub fn exported_hooks(
+    engine: &Engine,
+    component: &Component,
+    path: &Path,
+) -> Result<BTreeSet<Hook>, PluginError> {
     let mut hooks = BTreeSet::new();
     let mut is_plugin = false;
     for (name, _) in component.component_type().exports(engine) {
-        let Some(qualified) = name.strip_prefix(PACKAGE) else { continue };
+        let Some(qualified) = name.strip_prefix(PACKAGE) else {
+            continue;
+        };
         let (interface, version) = qualified.split_once('@').unwrap_or((qualified, ""));
         if version != CONTRACT_VERSION {
-            return Err(PluginError::ContractMismatch { path: path.to_owned(), found: version.to_owned() });
+            return Err(PluginError::ContractMismatch {
+                path: path.to_owned(),
+                found: version.to_owned(),
+            });
         }
         match interface.parse::<Hook>() {
             Ok(hook) => {
@@ -34,7 +43,9 @@ pub fn exported_hooks(engine: &Engine, component: &Component, path: &Path) -> Re
         }
     }
     if !is_plugin {
-        return Err(PluginError::NotAPlugin { path: path.to_owned() });
+        return Err(PluginError::NotAPlugin {
+            path: path.to_owned(),
+        });
     }
     Ok(hooks)
 }

@@ -47,7 +47,11 @@ impl Runtime {
         Full::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
             .map_err(PluginError::engine)?;
         let ticker = Ticker::start(engine.clone());
-        Ok(Self { engine, linker, ticker: Some(ticker) })
+        Ok(Self {
+            engine,
+            linker,
+            ticker: Some(ticker),
+        })
     }
 
     pub fn engine(&self) -> &Engine {

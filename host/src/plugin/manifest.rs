@@ -37,17 +37,29 @@ impl Manifest {
     pub fn read(path: &Path) -> Result<Self, PluginError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(source) => return Err(PluginError::Io { path: path.to_owned(), source }),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::default());
+            }
+            Err(source) => {
+                return Err(PluginError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
-        let manifest: Self =
-            toml::from_str(&text).map_err(|error| PluginError::Manifest { path: path.to_owned(), message: error.to_string() })?;
+        let manifest: Self = toml::from_str(&text).map_err(|error| PluginError::Manifest {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })?;
         manifest.check(path)?;
         Ok(manifest)
     }
 
     fn check(&self, path: &Path) -> Result<(), PluginError> {
-        let bad = |message: String| PluginError::Manifest { path: path.to_owned(), message };
+        let bad = |message: String| PluginError::Manifest {
+            path: path.to_owned(),
+            message,
+        };
         if let Some(pin) = &self.sha256
             && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
         {
@@ -56,8 +68,13 @@ impl Manifest {
         if self.timeout_ms == Some(0) || self.timeout_ms.is_some_and(|ms| ms > 60_000) {
             return Err(bad("timeout-ms must be between 1 and 60000".to_owned()));
         }
-        if let Some(mib) = self.memory_mib.filter(|mib| *mib == 0 || *mib > MAX_MEMORY_MIB) {
-            return Err(bad(format!("memory-mib {mib} must be between 1 and {MAX_MEMORY_MIB}")));
+        if let Some(mib) = self
+            .memory_mib
+            .filter(|mib| *mib == 0 || *mib > MAX_MEMORY_MIB)
+        {
+            return Err(bad(format!(
+                "memory-mib {mib} must be between 1 and {MAX_MEMORY_MIB}"
+            )));
         }
         Ok(())
     }
@@ -65,7 +82,9 @@ impl Manifest {
     pub fn limits(&self) -> Limits {
         let defaults = Limits::default();
         Limits {
-            timeout: self.timeout_ms.map_or(defaults.timeout, Duration::from_millis),
+            timeout: self
+                .timeout_ms
+                .map_or(defaults.timeout, Duration::from_millis),
             memory_mib: self.memory_mib.unwrap_or(defaults.memory_mib),
         }
     }

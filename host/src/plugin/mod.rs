@@ -45,25 +45,45 @@ pub const CACHE_DIR: &str = "cache/plugins";
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("plugin directory {path} does not exist or is not a directory; check --plugins")]
     NoDirectory { path: PathBuf },
     #[error("invalid plugin manifest {path}: {message}")]
     Manifest { path: PathBuf, message: String },
-    #[error("{path} is not a WebAssembly component: {message}; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`")]
+    #[error(
+        "{path} is not a WebAssembly component: {message}; build it for wasm32-wasip2 or wrap it with `wasm-tools component new`"
+    )]
     NotAComponent { path: PathBuf, message: String },
-    #[error("{path} does not export plinth:bootstrap/plugin@{CONTRACT_VERSION}, so it is not a Plinth plugin")]
+    #[error(
+        "{path} does not export plinth:bootstrap/plugin@{CONTRACT_VERSION}, so it is not a Plinth plugin"
+    )]
     NotAPlugin { path: PathBuf },
-    #[error("{path} was built against plinth:bootstrap@{found}; this Plinth speaks {CONTRACT_VERSION}: rebuild the plugin against wit/ of this version")]
+    #[error(
+        "{path} was built against plinth:bootstrap@{found}; this Plinth speaks {CONTRACT_VERSION}: rebuild the plugin against wit/ of this version"
+    )]
     ContractMismatch { path: PathBuf, found: String },
     #[error("{path} needs imports this host does not grant: {message}")]
     Link { path: PathBuf, message: String },
     #[error("{path} has sha256 {actual} but its manifest pins {expected}; refusing to load it")]
-    PinMismatch { path: PathBuf, expected: String, actual: String },
+    PinMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("plugin {plugin} rejected its settings: {}", messages.join("; "))]
-    BadSettings { plugin: String, messages: Vec<String> },
+    BadSettings {
+        plugin: String,
+        messages: Vec<String>,
+    },
     #[error("plugin {plugin} failed in {hook}: {failure}")]
-    Failed { plugin: String, hook: &'static str, failure: CallFailure },
+    Failed {
+        plugin: String,
+        hook: &'static str,
+        failure: CallFailure,
+    },
     #[error("cannot set up the WebAssembly engine: {0}")]
     Engine(String),
 }
@@ -118,28 +138,45 @@ pub struct Plugin {
 impl Plugin {
     /// Load one plugin file, with its manifest beside it.
     pub fn load(runtime: &Runtime, cache: &Cache, path: &Path) -> Result<Self, PluginError> {
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let manifest = Manifest::read(&path.with_extension("toml"))?;
-        let wasm = std::fs::read(path).map_err(|source| PluginError::Io { path: path.to_owned(), source })?;
+        let wasm = std::fs::read(path).map_err(|source| PluginError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
         let sha256 = hex::encode(Sha256::digest(&wasm));
         if let Some(expected) = &manifest.sha256
             && !expected.eq_ignore_ascii_case(&sha256)
         {
-            return Err(PluginError::PinMismatch { path: path.to_owned(), expected: expected.clone(), actual: sha256 });
+            return Err(PluginError::PinMismatch {
+                path: path.to_owned(),
+                expected: expected.clone(),
+                actual: sha256,
+            });
         }
         if wasm.is_empty() {
-            return Err(PluginError::NotAComponent { path: path.to_owned(), message: "the file is empty".to_owned() });
+            return Err(PluginError::NotAComponent {
+                path: path.to_owned(),
+                message: "the file is empty".to_owned(),
+            });
         }
         let (component, load) = cache.load(runtime.engine(), &wasm, &sha256, path)?;
         let exported = contract::exported_hooks(runtime.engine(), &component, path)?;
         let pre = runtime
             .linker()
             .instantiate_pre(&component)
-            .map_err(|error| PluginError::Link { path: path.to_owned(), message: error.to_string() })?;
-        let exports = Exports::resolve(&pre, &exported).map_err(|error| PluginError::NotAComponent {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
+            .map_err(|error| PluginError::Link {
+                path: path.to_owned(),
+                message: error.to_string(),
+            })?;
+        let exports =
+            Exports::resolve(&pre, &exported).map_err(|error| PluginError::NotAComponent {
+                path: path.to_owned(),
+                message: error.to_string(),
+            })?;
         let hooks = match &manifest.hooks {
             Some(narrowed) => exported.intersection(narrowed).copied().collect(),
             None => exported.clone(),
@@ -155,7 +192,11 @@ impl Plugin {
             sha256,
             size: wasm.len() as u64,
             manifest,
-            metadata: Metadata { name: String::new(), version: String::new(), description: String::new() },
+            metadata: Metadata {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+            },
             exported,
             hooks,
             load,
@@ -183,34 +224,58 @@ impl Plugin {
 
     fn describe(&self) -> Result<Metadata, PluginError> {
         let metadata = self.call_plugin("describe", |store, instance, exports| {
-            exports.plugin.load(&mut *store, instance)?.call_describe(&mut *store)
+            exports
+                .plugin
+                .load(&mut *store, instance)?
+                .call_describe(&mut *store)
         })?;
         let fields = [&metadata.name, &metadata.version, &metadata.description];
-        if metadata.name.trim().is_empty() || fields.iter().any(|field| field.len() > MAX_METADATA_BYTES) {
-            return Err(self.malformed("describe", "a name is required, and each field may have at most 4 KiB"));
+        if metadata.name.trim().is_empty()
+            || fields.iter().any(|field| field.len() > MAX_METADATA_BYTES)
+        {
+            return Err(self.malformed(
+                "describe",
+                "a name is required, and each field may have at most 4 KiB",
+            ));
         }
         Ok(metadata)
     }
 
     fn validate_settings(&self) -> Result<(), PluginError> {
         let verdict = self.call_plugin("validate-settings", |store, instance, exports| {
-            exports.plugin.load(&mut *store, instance)?.call_validate_settings(&mut *store)
+            exports
+                .plugin
+                .load(&mut *store, instance)?
+                .call_validate_settings(&mut *store)
         })?;
         match verdict {
             Ok(()) => Ok(()),
-            Err(messages) if messages.len() > MAX_SETTING_MESSAGES || messages.iter().any(|m| m.len() > MAX_METADATA_BYTES) => {
-                Err(self.malformed("validate-settings", "at most 1000 messages of at most 4 KiB each are accepted"))
+            Err(messages)
+                if messages.len() > MAX_SETTING_MESSAGES
+                    || messages.iter().any(|m| m.len() > MAX_METADATA_BYTES) =>
+            {
+                Err(self.malformed(
+                    "validate-settings",
+                    "at most 1000 messages of at most 4 KiB each are accepted",
+                ))
             }
             Err(messages) if messages.is_empty() => Err(PluginError::BadSettings {
                 plugin: self.name.clone(),
                 messages: vec!["(the plugin gave no reason)".to_owned()],
             }),
-            Err(messages) => Err(PluginError::BadSettings { plugin: self.name.clone(), messages }),
+            Err(messages) => Err(PluginError::BadSettings {
+                plugin: self.name.clone(),
+                messages,
+            }),
         }
     }
 
     fn malformed(&self, hook: &'static str, message: &str) -> PluginError {
-        PluginError::Failed { plugin: self.name.clone(), hook, failure: CallFailure::Malformed(message.to_owned()) }
+        PluginError::Failed {
+            plugin: self.name.clone(),
+            hook,
+            failure: CallFailure::Malformed(message.to_owned()),
+        }
     }
 
     fn call_plugin<R>(
@@ -218,8 +283,14 @@ impl Plugin {
         function: &'static str,
         body: impl FnOnce(&mut Store<Sandbox>, &Instance, &Exports) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        sandbox::call(&self.pre, &self.target, function, |store, instance| body(store, instance, &self.exports))
-            .map_err(|failure| PluginError::Failed { plugin: self.name.clone(), hook: function, failure })
+        sandbox::call(&self.pre, &self.target, function, |store, instance| {
+            body(store, instance, &self.exports)
+        })
+        .map_err(|failure| PluginError::Failed {
+            plugin: self.name.clone(),
+            hook: function,
+            failure,
+        })
     }
 
     /// Call one hook export in a fresh instance.
@@ -229,7 +300,9 @@ impl Plugin {
         body: impl FnOnce(&mut Store<Sandbox>, &Instance, &HookExports<'_>) -> wasmtime::Result<R>,
     ) -> Result<R, CallFailure> {
         let exports = HookExports(&self.exports);
-        sandbox::call(&self.pre, &self.target, hook.as_str(), |store, instance| body(store, instance, &exports))
+        sandbox::call(&self.pre, &self.target, hook.as_str(), |store, instance| {
+            body(store, instance, &exports)
+        })
     }
 }
 
@@ -245,7 +318,11 @@ macro_rules! hook_export {
             store: &mut Store<Sandbox>,
             instance: &Instance,
         ) -> wasmtime::Result<exports::$module::Guest> {
-            let indices = self.0.$field.as_ref().ok_or_else(|| wasmtime::format_err!("does not export {}", $hook))?;
+            let indices = self
+                .0
+                .$field
+                .as_ref()
+                .ok_or_else(|| wasmtime::format_err!("does not export {}", $hook))?;
             indices.load(store, instance)
         }
     };
@@ -263,10 +340,18 @@ impl Exports {
         let has = |hook| exported.contains(&hook);
         Ok(Self {
             plugin: exports::plugin::GuestIndices::new(pre)?,
-            pre_init: has(Hook::PreInit).then(|| exports::pre_init::GuestIndices::new(pre)).transpose()?,
-            join_decision: has(Hook::JoinDecision).then(|| exports::join_decision::GuestIndices::new(pre)).transpose()?,
-            post_pki: has(Hook::PostPki).then(|| exports::post_pki::GuestIndices::new(pre)).transpose()?,
-            image_resolve: has(Hook::ImageResolve).then(|| exports::image_resolve::GuestIndices::new(pre)).transpose()?,
+            pre_init: has(Hook::PreInit)
+                .then(|| exports::pre_init::GuestIndices::new(pre))
+                .transpose()?,
+            join_decision: has(Hook::JoinDecision)
+                .then(|| exports::join_decision::GuestIndices::new(pre))
+                .transpose()?,
+            post_pki: has(Hook::PostPki)
+                .then(|| exports::post_pki::GuestIndices::new(pre))
+                .transpose()?,
+            image_resolve: has(Hook::ImageResolve)
+                .then(|| exports::image_resolve::GuestIndices::new(pre))
+                .transpose()?,
         })
     }
 }
@@ -280,7 +365,10 @@ pub struct PluginSet {
 
 impl PluginSet {
     pub fn empty() -> Self {
-        Self { plugins: Vec::new(), _runtime: None }
+        Self {
+            plugins: Vec::new(),
+            _runtime: None,
+        }
     }
 
     /// Load every `*.wasm` in `dir`. Order: the manifest's `order` first
@@ -291,7 +379,10 @@ impl PluginSet {
             .map(|path| Plugin::load(&runtime, cache, path))
             .collect::<Result<Vec<_>, _>>()?;
         plugins.sort_by(|a, b| chain_key(a).cmp(&chain_key(b)));
-        Ok(Self { plugins, _runtime: Some(runtime) })
+        Ok(Self {
+            plugins,
+            _runtime: Some(runtime),
+        })
     }
 
     pub fn all(&self) -> &[Plugin] {
@@ -300,28 +391,50 @@ impl PluginSet {
 
     /// The plugins serving `hook`, in chain order.
     pub fn serving(&self, hook: Hook) -> impl Iterator<Item = &Plugin> {
-        self.plugins.iter().filter(move |plugin| plugin.hooks.contains(&hook))
+        self.plugins
+            .iter()
+            .filter(move |plugin| plugin.hooks.contains(&hook))
     }
 
     /// The resolved chain of every hook, built-ins first.
     pub fn plan(&self) -> BTreeMap<Hook, Vec<&Plugin>> {
-        Hook::ALL.iter().map(|hook| (*hook, self.serving(*hook).collect())).collect()
+        Hook::ALL
+            .iter()
+            .map(|hook| (*hook, self.serving(*hook).collect()))
+            .collect()
     }
 }
 
 fn chain_key(plugin: &Plugin) -> (i64, &str) {
-    (plugin.manifest.order.unwrap_or(i64::MAX), plugin.path.file_name().and_then(|n| n.to_str()).unwrap_or(""))
+    (
+        plugin.manifest.order.unwrap_or(i64::MAX),
+        plugin
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(""),
+    )
 }
 
 /// The `*.wasm` files of `dir`, sorted by name.
 pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     if !dir.is_dir() {
-        return Err(PluginError::NoDirectory { path: dir.to_owned() });
+        return Err(PluginError::NoDirectory {
+            path: dir.to_owned(),
+        });
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| PluginError::Io { path: dir.to_owned(), source })?;
+    let entries = std::fs::read_dir(dir).map_err(|source| PluginError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     let mut paths = Vec::new();
     for entry in entries {
-        let path = entry.map_err(|source| PluginError::Io { path: dir.to_owned(), source })?.path();
+        let path = entry
+            .map_err(|source| PluginError::Io {
+                path: dir.to_owned(),
+                source,
+            })?
+            .path();
         if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
             paths.push(path);
         }

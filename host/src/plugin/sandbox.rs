@@ -32,7 +32,10 @@ fn as_millis<S: serde::Serializer>(duration: &Duration, serializer: S) -> Result
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(2), memory_mib: 64 }
+        Self {
+            timeout: Duration::from_secs(2),
+            memory_mib: 64,
+        }
     }
 }
 
@@ -65,7 +68,12 @@ struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired > self.bytes {
             self.exceeded = true;
             // An error, not `Ok(false)`: a guest allocator that is refused
@@ -75,7 +83,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 100_000)
     }
 }
@@ -98,23 +111,36 @@ pub fn call<R>(
 ) -> Result<R, CallFailure> {
     let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
-    let wasi = WasiCtx::builder().stdout(stdout.clone()).stderr(stderr.clone()).build();
+    let wasi = WasiCtx::builder()
+        .stdout(stdout.clone())
+        .stderr(stderr.clone())
+        .build();
     let memory_bytes = usize::try_from(target.limits.memory_mib << 20).unwrap_or(usize::MAX);
     let sandbox = Sandbox {
         wasi,
         table: ResourceTable::new(),
-        cap: MemoryCap { bytes: memory_bytes, exceeded: false },
+        cap: MemoryCap {
+            bytes: memory_bytes,
+            exceeded: false,
+        },
         plugin: Arc::clone(&target.plugin),
         hook,
         settings: Arc::clone(&target.settings),
     };
     let mut store = Store::new(pre.engine(), sandbox);
     store.limiter(|sandbox| &mut sandbox.cap);
-    let ticks = target.limits.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+    let ticks = target
+        .limits
+        .timeout
+        .as_millis()
+        .div_ceil(EPOCH_TICK.as_millis())
+        .max(1);
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
 
-    let outcome = pre.instantiate(&mut store).and_then(|instance| body(&mut store, &instance));
+    let outcome = pre
+        .instantiate(&mut store)
+        .and_then(|instance| body(&mut store, &instance));
     log_output(&target.plugin, hook, "stdout", &stdout);
     log_output(&target.plugin, hook, "stderr", &stderr);
     outcome.map_err(|error| classify(&error, store.data().cap.exceeded, &target.limits))
@@ -133,14 +159,20 @@ fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> 
 
 fn log_output(plugin: &str, hook: &str, stream: &str, pipe: &MemoryOutputPipe) {
     let bytes = pipe.contents();
-    for line in String::from_utf8_lossy(&bytes).lines().filter(|line| !line.trim().is_empty()) {
+    for line in String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+    {
         tracing::info!(target: "plinth::plugin::output", plugin, hook, stream, "{line}");
     }
 }
 
 impl WasiView for Sandbox {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -159,11 +191,21 @@ impl host::Host for Sandbox {
         }
         let (plugin, hook) = (&*self.plugin, self.hook);
         match level {
-            types::Level::Trace => tracing::trace!(target: "plinth::plugin", plugin, hook, "{message}"),
-            types::Level::Debug => tracing::debug!(target: "plinth::plugin", plugin, hook, "{message}"),
-            types::Level::Info => tracing::info!(target: "plinth::plugin", plugin, hook, "{message}"),
-            types::Level::Warn => tracing::warn!(target: "plinth::plugin", plugin, hook, "{message}"),
-            types::Level::Error => tracing::error!(target: "plinth::plugin", plugin, hook, "{message}"),
+            types::Level::Trace => {
+                tracing::trace!(target: "plinth::plugin", plugin, hook, "{message}")
+            }
+            types::Level::Debug => {
+                tracing::debug!(target: "plinth::plugin", plugin, hook, "{message}")
+            }
+            types::Level::Info => {
+                tracing::info!(target: "plinth::plugin", plugin, hook, "{message}")
+            }
+            types::Level::Warn => {
+                tracing::warn!(target: "plinth::plugin", plugin, hook, "{message}")
+            }
+            types::Level::Error => {
+                tracing::error!(target: "plinth::plugin", plugin, hook, "{message}")
+            }
         }
     }
 

@@ -1,0 +1,176 @@
+//! Every documented exit code, each with its one line naming what and where.
+
+mod common;
+
+use common::{PluginDir, init_only, plinth, temp_file};
+
+#[test]
+fn exit_0_when_the_bootstrap_completes() {
+    let data = tempfile::tempdir().unwrap();
+    let run = init_only(data.path(), None, &[]);
+    run.expect_code(0);
+    assert!(data.path().join(".complete").is_file());
+    assert!(run.stdout.contains("commit"), "{}", run.stdout);
+}
+
+#[test]
+fn exit_1_when_the_data_dir_cannot_be_made() {
+    let (_dir, file) = temp_file("not-a-dir", "");
+    let run = plinth(&[
+        "controller",
+        "--init-only",
+        "--data-dir",
+        &file.display().to_string(),
+    ]);
+    run.expect_code(1);
+    assert!(
+        run.error_line().contains("not-a-dir"),
+        "{}",
+        run.error_line()
+    );
+}
+
+#[test]
+fn exit_2_for_usage_and_invalid_input() {
+    let data = tempfile::tempdir().unwrap();
+    let (_dir, config) = temp_file("bad.yaml", "spec:\n  network:\n    provider: flannel\n");
+    let run = init_only(
+        data.path(),
+        None,
+        &["--config", &config.display().to_string()],
+    );
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("bad.yaml") && run.error_line().contains("flannel"),
+        "{}",
+        run.error_line()
+    );
+
+    let run = plinth(&[
+        "controller",
+        "--data-dir",
+        &data.path().display().to_string(),
+    ]);
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("--init-only"),
+        "{}",
+        run.error_line()
+    );
+
+    let run = init_only(data.path(), None, &["--plugins", "/nonexistent/plugins"]);
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("/nonexistent/plugins"),
+        "{}",
+        run.error_line()
+    );
+
+    let (_dir, token) = temp_file("token", "not a token");
+    let run = init_only(
+        data.path(),
+        None,
+        &["--token-file", &token.display().to_string()],
+    );
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("token") && run.error_line().contains("plinth-join-v1"),
+        "{}",
+        run.error_line()
+    );
+
+    plinth(&["controller", "--init-only", "--no-such-flag"]).expect_code(2);
+}
+
+#[test]
+fn exit_3_when_a_plugin_denies() {
+    let plugins = PluginDir::new();
+    plugins.add(
+        "10-deny",
+        "scripted",
+        "hooks = [\"post-pki\"]\n[settings]\n\"post-pki.deny\" = \"admin\"\n",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let run = init_only(data.path(), Some(&plugins), &[]);
+    run.expect_code(3);
+    assert!(
+        run.error_line().contains("post-pki denied") && run.error_line().contains("admin"),
+        "{}",
+        run.error_line()
+    );
+    assert!(
+        !data.path().join("pki").exists() && !data.path().join(".stage").exists(),
+        "nothing staged survives"
+    );
+}
+
+#[test]
+fn exit_4_when_a_plugin_fails() {
+    let plugins = PluginDir::new();
+    plugins.add(
+        "10-panic",
+        "scripted",
+        "hooks = [\"image-resolve\"]\n[settings]\n\"hostile.image-resolve\" = \"panic\"\n",
+    );
+    let data = tempfile::tempdir().unwrap();
+    let run = init_only(data.path(), Some(&plugins), &[]);
+    run.expect_code(4);
+    assert!(
+        run.error_line()
+            .contains("10-panic failed in image-resolve"),
+        "{}",
+        run.error_line()
+    );
+}
+
+#[test]
+fn exit_5_when_joining_without_the_cluster_ca() {
+    let data = tempfile::tempdir().unwrap();
+    let token = format!(
+        "plinth-join-v1:10.0.0.1:9443:{}:abcdefghijklmnop0123\n",
+        "ab".repeat(32)
+    );
+    let (_dir, token) = temp_file("token", &token);
+    let run = init_only(
+        data.path(),
+        None,
+        &["--token-file", &token.display().to_string()],
+    );
+    run.expect_code(5);
+    assert!(
+        run.error_line().contains("10.0.0.1:9443") && run.error_line().contains("pki/ca.crt"),
+        "{}",
+        run.error_line()
+    );
+}
+
+#[test]
+fn a_join_token_pinning_another_ca_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    init_only(data.path(), None, &[]).expect_code(0);
+    // This machine has cluster data only once etcd ran; simulate a fresh
+    // controller holding a copied CA that is not the token's.
+    let token = format!(
+        "plinth-join-v1:10.0.0.1:9443:{}:abcdefghijklmnop0123\n",
+        "ab".repeat(32)
+    );
+    let (_dir, token) = temp_file("token", &token);
+    let run = init_only(
+        data.path(),
+        None,
+        &["--token-file", &token.display().to_string()],
+    );
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("another cluster"),
+        "{}",
+        run.error_line()
+    );
+}
+
+#[test]
+fn a_plugins_dir_with_nothing_in_it_is_fine() {
+    let plugins = PluginDir::new();
+    let data = tempfile::tempdir().unwrap();
+    init_only(data.path(), Some(&plugins), &[]).expect_code(0);
+}
