@@ -63,6 +63,7 @@ impl Error {
             Error::Plugin(error) => error.exit_code(),
             Error::Hook(error) => error.exit_code(),
             Error::Pki(error) => pki_exit_code(error),
+            Error::Stage(crate::stage::StageError::Busy { .. }) => ExitCode::Usage,
             Error::Stage(_) | Error::Journal(_) | Error::DataDir { .. } => ExitCode::Internal,
         }
     }

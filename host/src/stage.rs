@@ -69,6 +69,10 @@ pub enum StageError {
         "staging: commit record lists {path} but neither its staged copy nor its destination exists; the stage was tampered with — inspect the data dir, then remove {STAGE_DIR} to retry"
     )]
     MissingStagedFile { path: PathBuf },
+    #[error(
+        "staging: another Plinth process is working on the data dir {path}; wait for it to finish"
+    )]
+    Busy { path: PathBuf },
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StageError + 'a {
@@ -92,6 +96,27 @@ pub struct Stage {
     /// Relative paths staged so far, in the order first written.
     staged: Vec<PathBuf>,
     seen: BTreeSet<PathBuf>,
+    /// An exclusive `flock` on the data dir itself, held while the stage
+    /// lives, so two processes never recover, stage or commit into one data
+    /// dir at once. Released by the kernel however the process ends.
+    _lock: File,
+}
+
+/// Take the data dir's lock without waiting.
+fn lock_data_dir(data_dir: &Path) -> Result<File, StageError> {
+    use std::os::fd::AsRawFd;
+    let dir = File::open(data_dir).map_err(io_err("open", data_dir))?;
+    // SAFETY: flock on a descriptor we own; no memory is shared.
+    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let error = io::Error::last_os_error();
+        if error.kind() == io::ErrorKind::WouldBlock {
+            return Err(StageError::Busy {
+                path: data_dir.to_path_buf(),
+            });
+        }
+        return Err(io_err("lock", data_dir)(error));
+    }
+    Ok(dir)
 }
 
 impl Stage {
@@ -103,6 +128,7 @@ impl Stage {
             data_dir: data_dir.to_path_buf(),
             staged: Vec::new(),
             seen: BTreeSet::new(),
+            _lock: lock_data_dir(data_dir)?,
         };
         let stage_dir = stage.stage_dir();
         if fs::symlink_metadata(&stage_dir).is_ok() {
@@ -385,6 +411,17 @@ fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_second_stage_on_the_same_data_dir_is_refused_while_the_first_lives() {
+        let dir = std::env::temp_dir().join(format!("plinth-stage-lock-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let first = Stage::open(&dir).unwrap();
+        assert!(matches!(Stage::open(&dir), Err(StageError::Busy { .. })));
+        first.discard().unwrap();
+        Stage::open(&dir).unwrap().discard().unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn rejects_paths_escaping_the_data_dir() {

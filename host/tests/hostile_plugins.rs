@@ -190,34 +190,28 @@ fn misbehaving_at_load_stops_the_run_before_any_phase() {
 
 #[test]
 fn files_that_are_not_plugins_of_this_contract_are_refused_at_load() {
-    let not_a_component: &[u8] = b"\0asm\x01\0\0\0"; // an empty core module
-    let cases: [(&str, Box<dyn Fn(&PluginDir)>, &str); 4] = [
+    let other_contract = std::fs::read(common::guest("other-contract")).unwrap();
+    let cases: [(&str, &[u8], &str); 4] = [
+        ("10-empty", b"", "the file is empty"),
         (
-            "empty",
-            Box::new(|p: &PluginDir| p.add_bytes("10-empty", b"")),
-            "the file is empty",
-        ),
-        (
-            "garbage",
-            Box::new(|p: &PluginDir| p.add_bytes("10-garbage", b"#!/bin/sh\necho hi\n")),
+            "10-garbage",
+            b"#!/bin/sh\necho hi\n",
             "not a WebAssembly component",
         ),
         (
-            "core module",
-            Box::new(move |p: &PluginDir| p.add_bytes("10-core", not_a_component)),
+            "10-core-module",
+            b"\0asm\x01\0\0\0",
             "not a WebAssembly component",
         ),
         (
-            "other contract",
-            Box::new(|p: &PluginDir| {
-                p.add("10-other", "other-contract", "");
-            }),
+            "10-other",
+            &other_contract,
             "built against plinth:bootstrap@0.2.0; this Plinth speaks 0.1.0",
         ),
     ];
-    for (what, install, reason) in cases {
+    for (what, bytes, reason) in cases {
         let plugins = PluginDir::new();
-        install(&plugins);
+        plugins.add_bytes(what, bytes);
         let data = tempfile::tempdir().unwrap();
         let run = init_only(data.path(), Some(&plugins), &[]);
         run.expect_code(2);

@@ -42,7 +42,7 @@ impl FromStr for Cidr {
                 prefix <= 128 && u128::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0,
             ),
         };
-        if prefix > bits || prefix == bits {
+        if prefix >= bits {
             return Err(format!(
                 "`{text}` leaves no room for hosts; use a prefix shorter than /{bits}"
             ));

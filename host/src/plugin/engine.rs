@@ -37,9 +37,27 @@ struct Ticker {
     thread: JoinHandle<()>,
 }
 
+/// How instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocation {
+    /// Slots reserved up front and reused: microsecond instantiation.
+    Pooled,
+    /// mmap per instance: slower, but needs no address-space reservation.
+    OnDemand,
+}
+
 impl Runtime {
+    /// A pooled runtime, or an on-demand one where the pool cannot be
+    /// reserved (a tight `ulimit -v`, say).
     pub fn new() -> Result<Self, PluginError> {
-        let engine = Engine::new(&engine_config()).map_err(PluginError::engine)?;
+        Self::with_allocation(Allocation::Pooled).or_else(|error| {
+            tracing::warn!("cannot reserve the instance pool ({error}); instantiating on demand");
+            Self::with_allocation(Allocation::OnDemand)
+        })
+    }
+
+    pub fn with_allocation(allocation: Allocation) -> Result<Self, PluginError> {
+        let engine = Engine::new(&engine_config(allocation)).map_err(PluginError::engine)?;
         let mut linker = Linker::new(&engine);
         // WASI is linked because wasm32-wasip2 guests import it through std
         // even when they do no I/O; the context grants nothing (sandbox.rs).
@@ -89,9 +107,12 @@ impl Ticker {
     }
 }
 
-fn engine_config() -> Config {
+fn engine_config(allocation: Allocation) -> Config {
     let mut config = Config::new();
     config.epoch_interruption(true);
+    if allocation == Allocation::OnDemand {
+        return config;
+    }
     // A pool of pre-reserved instance slots makes instantiation a matter of
     // resetting a slot, which is what keeps a hook call in microseconds.
     let mut pool = PoolingAllocationConfig::new();

@@ -25,7 +25,7 @@ use wasmtime::component::{Instance, InstancePre};
 pub use bindings::plinth::bootstrap::types::{Finding, Metadata, Severity};
 pub use cache::{Cache, LoadKind};
 pub use contract::CONTRACT_VERSION;
-pub use engine::Runtime;
+pub use engine::{Allocation, Runtime};
 pub use manifest::Manifest;
 pub use sandbox::{CallFailure, Limits};
 

@@ -9,10 +9,18 @@ use std::time::{Duration, Instant};
 
 /// The component built from guest package `package` (`cargo xtask plugins`).
 pub fn guest(package: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), PathBuf::from);
-    let path = target.join("wasm32-wasip2/guest").join(format!("{}.wasm", package.replace('-', "_")));
-    assert!(path.is_file(), "{} is missing: run `cargo xtask plugins` first (`cargo xtask test` does)", path.display());
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let path = target
+        .join("wasm32-wasip2/guest")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask plugins` first (`cargo xtask test` does)",
+        path.display()
+    );
     path
 }
 
@@ -23,7 +31,9 @@ pub struct PluginDir {
 
 impl PluginDir {
     pub fn new() -> Self {
-        Self { dir: tempfile::tempdir().expect("temp dir") }
+        Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -40,7 +50,8 @@ impl PluginDir {
         let wasm = self.path().join(format!("{stem}.wasm"));
         std::fs::copy(guest(package), &wasm).expect("copy guest");
         if !manifest.is_empty() {
-            std::fs::write(self.path().join(format!("{stem}.toml")), manifest).expect("write manifest");
+            std::fs::write(self.path().join(format!("{stem}.toml")), manifest)
+                .expect("write manifest");
         }
         wasm
     }
@@ -63,13 +74,21 @@ pub struct Run {
 impl Run {
     /// Assert the exit code, showing the output when it is not the expected one.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "exit code\n--- stdout\n{}\n--- stderr\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// The last line of stderr: the one-line error of a failed run.
     pub fn error_line(&self) -> &str {
-        self.stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("")
+        self.stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
     }
 }
 
@@ -106,7 +125,9 @@ pub fn init_only(data: &Path, plugins: Option<&PluginDir>, extra: &[&str]) -> Ru
 /// else.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries {
             let path = entry.expect("dir entry").path();
             let relative = path.strip_prefix(root).expect("under root").to_owned();

@@ -1,0 +1,169 @@
+//! Plugin runtime benchmarks (criterion). `cargo xtask bench` builds the
+//! guests, runs these in release and prints a table of ratios.
+//!
+//! - `hook_call/*`: one image-resolve call (instantiate from `InstancePre`,
+//!   call, drop the Store) of the airgap-mirror guest, with the pooled
+//!   runtime Plinth uses and with an on-demand runtime as the baseline.
+//! - `plugin_load/*`: compiling a component vs loading it from the cache.
+//! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
+//!   alone (baseline) and followed by two plugins.
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use plinth::hooks::Participant;
+use plinth::hooks::image_resolve::{self, Image, ImageResolver, Origin, PullPolicy};
+use plinth::journal::Journal;
+use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime};
+
+fn guest(package: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    let path = target
+        .join("wasm32-wasip2/guest")
+        .join(format!("{}.wasm", package.replace('-', "_")));
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask plugins` first",
+        path.display()
+    );
+    path
+}
+
+/// `package` installed in `dir` as `stem.wasm` with `settings`.
+fn install(dir: &Path, stem: &str, package: &str, settings: &str) -> PathBuf {
+    let wasm = dir.join(format!("{stem}.wasm"));
+    std::fs::copy(guest(package), &wasm).unwrap();
+    std::fs::write(
+        dir.join(format!("{stem}.toml")),
+        format!("[settings]\n{settings}\n"),
+    )
+    .unwrap();
+    wasm
+}
+
+fn images(count: usize) -> Vec<Image> {
+    (0..count)
+        .map(|i| Image {
+            component: format!("component-{i}"),
+            repository: format!("registry.k8s.io/team-{}/image-{i}", i % 7),
+            tag: format!("v1.{i}.0"),
+            digest: None,
+            origin: if i % 3 == 0 {
+                Origin::Explicit
+            } else {
+                Origin::Default
+            },
+            pull_policy: PullPolicy::IfNotPresent,
+        })
+        .collect()
+}
+
+fn hook_call(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = install(
+        dir.path(),
+        "20-mirror",
+        "airgap-mirror",
+        "registry = \"mirror.local:5000\"",
+    );
+    let mut group = c.benchmark_group("hook_call");
+    for (label, allocation) in [
+        ("pooled", Allocation::Pooled),
+        ("on_demand", Allocation::OnDemand),
+    ] {
+        let runtime = Runtime::with_allocation(allocation).unwrap();
+        let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), &wasm).unwrap();
+        for count in [10, 1000] {
+            let input = images(count);
+            group.bench_with_input(BenchmarkId::new(label, count), &input, |b, input| {
+                b.iter(|| plugin.resolve(black_box(input)).unwrap().unwrap())
+            });
+        }
+    }
+    group.finish();
+}
+
+fn plugin_load(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm_path = install(
+        dir.path(),
+        "20-mirror",
+        "airgap-mirror",
+        "registry = \"mirror.local\"",
+    );
+    let wasm = std::fs::read(&wasm_path).unwrap();
+    let runtime = Runtime::new().unwrap();
+    let engine = runtime.engine();
+    let sha256 = "0".repeat(64);
+    let mut group = c.benchmark_group("plugin_load");
+    group.sample_size(20);
+    let uncached = Cache::new(None, engine);
+    group.bench_function("compile", |b| {
+        b.iter(|| uncached.load(engine, &wasm, &sha256, &wasm_path).unwrap())
+    });
+    let cache = Cache::new(Some(dir.path().join("cache")), engine);
+    cache.load(engine, &wasm, &sha256, &wasm_path).unwrap();
+    group.sample_size(100);
+    group.bench_function("cached", |b| {
+        b.iter(|| cache.load(engine, &wasm, &sha256, &wasm_path).unwrap())
+    });
+    group.finish();
+}
+
+/// A built-in standing for a catalog of 1000 components.
+struct ThousandImages(Vec<Image>);
+
+impl Participant for ThousandImages {
+    fn name(&self) -> &str {
+        "builtin:bench"
+    }
+}
+
+impl ImageResolver for ThousandImages {
+    fn resolve(&self, _: &[Image]) -> Result<Result<Vec<Image>, String>, CallFailure> {
+        Ok(Ok(self.0.clone()))
+    }
+
+    fn may_change_image_set(&self) -> bool {
+        true
+    }
+}
+
+fn image_resolve_chain(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new().unwrap();
+    let cache = Cache::new(None, runtime.engine());
+    let mirror = install(
+        dir.path(),
+        "20-mirror",
+        "airgap-mirror",
+        "registry = \"mirror.local:5000\"\nprefix = \"k8s\"",
+    );
+    let pin = install(
+        dir.path(),
+        "30-pin",
+        "scripted",
+        &format!("\"images.digest\" = \"sha256:{}\"", "c".repeat(64)),
+    );
+    let mirror = Plugin::load(&runtime, &cache, &mirror).unwrap();
+    let pin = Plugin::load(&runtime, &cache, &pin).unwrap();
+    let builtin = ThousandImages(images(1000));
+    let mut group = c.benchmark_group("image_resolve_chain");
+    group.bench_function("builtin_only", |b| {
+        b.iter(|| image_resolve::run_resolvers(&[&builtin], &mut Journal::in_memory()).unwrap())
+    });
+    group.bench_function("two_plugins", |b| {
+        b.iter(|| {
+            image_resolve::run_resolvers(&[&builtin, &mirror, &pin], &mut Journal::in_memory())
+                .unwrap()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, hook_call, plugin_load, image_resolve_chain);
+criterion_main!(benches);

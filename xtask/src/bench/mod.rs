@@ -1,0 +1,100 @@
+//! `cargo xtask bench`: every benchmark in release, in one run, printed as
+//! ratios against a baseline measured in that same run.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+use crate::{cargo, guests, target_dir};
+
+/// One line of the table: our figure, the baseline's, and the goal.
+pub struct Row {
+    pub name: String,
+    pub ours: Duration,
+    pub baseline: Duration,
+    pub baseline_name: String,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        self.baseline.as_secs_f64() / self.ours.as_secs_f64()
+    }
+}
+
+pub fn run() -> Result<()> {
+    guests::build_all()?;
+    cargo(&["build", "--release", "-p", "plinth"])?;
+    cargo(&["bench", "-p", "plinth", "--bench", "plugins"])?;
+    let criterion = target_dir().join("criterion");
+    let estimate = |id: &str| median(&criterion, id);
+    let mut rows = Vec::new();
+    for count in [10, 1000] {
+        rows.push(Row {
+            name: format!("hook call, {count} images"),
+            ours: estimate(&format!("hook_call/pooled/{count}"))?,
+            baseline: estimate(&format!("hook_call/on_demand/{count}"))?,
+            baseline_name: "on-demand instantiation".to_owned(),
+        });
+    }
+    rows.push(Row {
+        name: "plugin load".to_owned(),
+        ours: estimate("plugin_load/cached")?,
+        baseline: estimate("plugin_load/compile")?,
+        baseline_name: "compiling (first run)".to_owned(),
+    });
+    let chain = estimate("image_resolve_chain/two_plugins")?;
+    let builtin_only = estimate("image_resolve_chain/builtin_only")?;
+    rows.push(Row {
+        name: "1000 images, built-in + 2 plugins".to_owned(),
+        ours: chain,
+        baseline: builtin_only,
+        baseline_name: "built-in alone".to_owned(),
+    });
+    print_table(&rows);
+    println!(
+        "\ngoals: hook call with 10 images <= 20 us; cached load >= 100x faster than compiling;"
+    );
+    println!("       1000 images through two plugins <= 2 ms");
+    Ok(())
+}
+
+/// Criterion's median estimate for benchmark `id`.
+fn median(criterion: &Path, id: &str) -> Result<Duration> {
+    let path = criterion.join(id).join("new/estimates.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no criterion result at {}", path.display()))?;
+    let estimates: serde_json::Value = serde_json::from_str(&text)?;
+    let nanos = estimates["median"]["point_estimate"]
+        .as_f64()
+        .context("estimates.json has no median")?;
+    Ok(Duration::from_secs_f64(nanos / 1e9))
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "\n{:<36} {:>12} {:>12}  {:>8}  baseline",
+        "benchmark", "ours", "baseline", "ratio"
+    );
+    for row in rows {
+        println!(
+            "{:<36} {:>12} {:>12}  {:>7.1}x  {}",
+            row.name,
+            human(row.ours),
+            human(row.baseline),
+            row.ratio(),
+            row.baseline_name
+        );
+    }
+}
+
+fn human(duration: Duration) -> String {
+    let micros = duration.as_secs_f64() * 1e6;
+    if micros < 1000.0 {
+        format!("{micros:.1} us")
+    } else if micros < 1e6 {
+        format!("{:.2} ms", micros / 1e3)
+    } else {
+        format!("{:.2} s", micros / 1e6)
+    }
+}
