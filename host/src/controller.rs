@@ -129,6 +129,28 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
         .transpose()?;
     prepare_data_dir(data_dir)?;
     let mut journal = Journal::open(data_dir)?;
+    let outcome = run_from_plugins(options, &node, config, token, &mut journal, phases);
+    if let Err(error) = &outcome {
+        // The last line of the journal says why the bootstrap stopped, so
+        // the journal alone explains a failed run.
+        let mut entry = Entry::new("bootstrap", "plinth", Verdict::Failed);
+        entry.trap = Some(error.to_string());
+        journal.record(entry)?;
+        journal.sync()?;
+    }
+    outcome
+}
+
+/// Everything after the journal is open.
+fn run_from_plugins(
+    options: &InitOptions,
+    node: &NodeFacts,
+    config: Config,
+    token: Option<JoinToken>,
+    journal: &mut Journal,
+    mut phases: Phases,
+) -> Result<Bootstrap, Error> {
+    let data_dir = &options.data_dir;
     // Recover from a crash of an earlier run before anything else is read.
     let stage = Stage::open(data_dir)?;
 
@@ -156,13 +178,13 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
     }
 
     let (config, mut notes) = phases.run("pre-init", || {
-        let (config, notes) = pre_init::run(config, &node, data_dir, &plugins, &mut journal)?;
+        let (config, notes) = pre_init::run(config, node, data_dir, &plugins, journal)?;
         Ok::<_, Error>(((config, notes), "configuration accepted".to_owned()))
     })?;
 
     let join = phases.run("join-decision", || {
-        let facts = join::facts(data_dir, &config, token.as_ref(), &node);
-        let proposal = join_decision::run(&facts, &plugins, &mut journal)?;
+        let facts = join::facts(data_dir, &config, token.as_ref(), node);
+        let proposal = join_decision::run(&facts, &plugins, journal)?;
         let summary = format!(
             "{}: {}",
             join_decision::action_name(proposal.action),
@@ -179,9 +201,9 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
     let staged = stage_everything(
         options,
         &config,
-        &node,
+        node,
         &plugins,
-        &mut journal,
+        journal,
         &mut phases,
         stage,
     );
