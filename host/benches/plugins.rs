@@ -2,11 +2,15 @@
 //! guests, runs these in release and prints a table of ratios.
 //!
 //! - `hook_call/*`: one image-resolve call (instantiate from `InstancePre`,
-//!   call, drop the Store) of the airgap-mirror guest, with the pooled
-//!   runtime Plinth uses and with an on-demand runtime as the baseline.
+//!   call, drop the Store) of the `rewrite` test guest and of the shipped
+//!   airgap-mirror, with the pooled runtime Plinth uses and with an
+//!   on-demand runtime as the baseline.
 //! - `plugin_load/*`: compiling a component vs loading it from the cache.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
 //!   alone (baseline) and followed by two plugins.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -17,26 +21,10 @@ use plinth::hooks::image_resolve::{self, Image, ImageResolver, Origin, PullPolic
 use plinth::journal::Journal;
 use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime};
 
-fn guest(package: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
-        PathBuf::from,
-    );
-    let path = target
-        .join("wasm32-wasip2/guest")
-        .join(format!("{}.wasm", package.replace('-', "_")));
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo xtask plugins` first",
-        path.display()
-    );
-    path
-}
-
 /// `package` installed in `dir` as `stem.wasm` with `settings`.
 fn install(dir: &Path, stem: &str, package: &str, settings: &str) -> PathBuf {
     let wasm = dir.join(format!("{stem}.wasm"));
-    std::fs::copy(guest(package), &wasm).unwrap();
+    std::fs::copy(common::guest(package), &wasm).unwrap();
     std::fs::write(
         dir.join(format!("{stem}.toml")),
         format!("[settings]\n{settings}\n"),
@@ -62,26 +50,37 @@ fn images(count: usize) -> Vec<Image> {
         .collect()
 }
 
+/// One call of a guest: `rewrite` (the host's overhead) and the shipped
+/// airgap-mirror (a real policy), each pooled and on demand.
 fn hook_call(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let wasm = install(
-        dir.path(),
-        "20-mirror",
-        "airgap-mirror",
-        "registry = \"mirror.local:5000\"",
-    );
+    let guests = [
+        ("rewrite", install(dir.path(), "10-rewrite", "rewrite", "")),
+        (
+            "mirror",
+            install(
+                dir.path(),
+                "20-mirror",
+                "airgap-mirror",
+                "registry = \"mirror.local:5000\"",
+            ),
+        ),
+    ];
     let mut group = c.benchmark_group("hook_call");
-    for (label, allocation) in [
-        ("pooled", Allocation::Pooled),
-        ("on_demand", Allocation::OnDemand),
-    ] {
-        let runtime = Runtime::with_allocation(allocation).unwrap();
-        let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), &wasm).unwrap();
-        for count in [10, 1000] {
-            let input = images(count);
-            group.bench_with_input(BenchmarkId::new(label, count), &input, |b, input| {
-                b.iter(|| plugin.resolve(black_box(input)).unwrap().unwrap())
-            });
+    for (guest, wasm) in &guests {
+        for (allocation_name, allocation) in [
+            ("pooled", Allocation::Pooled),
+            ("on_demand", Allocation::OnDemand),
+        ] {
+            let runtime = Runtime::with_allocation(allocation).unwrap();
+            let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), wasm).unwrap();
+            for count in [10, 1000] {
+                let input = images(count);
+                let id = BenchmarkId::new(format!("{guest}/{allocation_name}"), count);
+                group.bench_with_input(id, &input, |b, input| {
+                    b.iter(|| plugin.resolve(black_box(input)).unwrap().unwrap())
+                });
+            }
         }
     }
     group.finish();

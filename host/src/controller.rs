@@ -168,13 +168,7 @@ fn run_from_plugins(
         Ok::<_, Error>((plugins, summary))
     })?;
     for plugin in plugins.all() {
-        let mut entry =
-            Entry::new("plugins", plugin.name.as_str(), Verdict::Event).took(plugin.load.elapsed());
-        entry.sha256 = Some(plugin.sha256.clone());
-        let hooks: Vec<_> = plugin.hooks.iter().map(|h| h.as_str()).collect();
-        journal.record(entry.detail(
-            serde_json::json!({"load": plugin.load, "hooks": hooks, "metadata": plugin.metadata}),
-        ))?;
+        journal.record(plugin.load_entry())?;
     }
 
     let (config, mut notes) = phases.run("pre-init", || {
@@ -273,6 +267,9 @@ fn stage_everything(
                 format!("{} image(s) resolved", images.len()),
             ))
         })?;
+        let references: Vec<String> = images.iter().map(images::reference_of).collect();
+        let lock_entry = Entry::new("image-resolve", "builtin:lock", Verdict::Event);
+        journal.record(lock_entry.detail(serde_json::json!({ "images": references })))?;
         stage_if_changed(
             &mut stage,
             config::PERSISTED_PATH,

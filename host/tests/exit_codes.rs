@@ -123,48 +123,69 @@ fn exit_4_when_a_plugin_fails() {
     );
 }
 
+/// `controller --init-only` on `data` with a join token for 10.0.0.1:9443
+/// pinning `ca_sha256`.
+fn join_with_token(data: &std::path::Path, ca_sha256: &str) -> common::Run {
+    let token = format!("plinth-join-v1:10.0.0.1:9443:{ca_sha256}:abcdefghijklmnop0123\n");
+    let (_dir, token) = temp_file("token", &token);
+    init_only(data, None, &["--token-file", &token.display().to_string()])
+}
+
 #[test]
 fn exit_5_when_joining_without_the_cluster_ca() {
     let data = tempfile::tempdir().unwrap();
-    let token = format!(
-        "plinth-join-v1:10.0.0.1:9443:{}:abcdefghijklmnop0123\n",
-        "ab".repeat(32)
-    );
-    let (_dir, token) = temp_file("token", &token);
-    let run = init_only(
-        data.path(),
-        None,
-        &["--token-file", &token.display().to_string()],
-    );
+    let run = join_with_token(data.path(), &"ab".repeat(32));
     run.expect_code(5);
+    let line = run.error_line();
     assert!(
-        run.error_line().contains("10.0.0.1:9443") && run.error_line().contains("pki/ca.crt"),
+        line.contains("10.0.0.1:9443") && line.contains("pki/ca.crt"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_join_token_pinning_another_ca_is_refused() {
+    // A controller holding a copied CA that is not the one the token pins.
+    let data = tempfile::tempdir().unwrap();
+    init_only(data.path(), None, &[]).expect_code(0);
+    let run = join_with_token(data.path(), &"ab".repeat(32));
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("another cluster"),
         "{}",
         run.error_line()
     );
 }
 
 #[test]
-fn a_join_token_pinning_another_ca_is_refused() {
+fn a_join_token_pinning_the_copied_ca_joins() {
     let data = tempfile::tempdir().unwrap();
     init_only(data.path(), None, &[]).expect_code(0);
-    // This machine has cluster data only once etcd ran; simulate a fresh
-    // controller holding a copied CA that is not the token's.
-    let token = format!(
-        "plinth-join-v1:10.0.0.1:9443:{}:abcdefghijklmnop0123\n",
-        "ab".repeat(32)
-    );
-    let (_dir, token) = temp_file("token", &token);
-    let run = init_only(
-        data.path(),
-        None,
-        &["--token-file", &token.display().to_string()],
-    );
-    run.expect_code(2);
+    let fingerprint = std::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(data.path().join("pki/ca.crt"))
+        .output()
+        .expect("openssl is needed for this test");
+    let fingerprint = String::from_utf8_lossy(&fingerprint.stdout);
+    let hex: String = fingerprint
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .trim()
+        .replace(':', "")
+        .to_lowercase();
+    let ca_before = std::fs::read(data.path().join("pki/ca.crt")).unwrap();
+    let run = join_with_token(data.path(), &hex);
+    run.expect_code(0);
     assert!(
-        run.error_line().contains("another cluster"),
+        run.stdout.contains("join decision: join-cluster"),
         "{}",
-        run.error_line()
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read(data.path().join("pki/ca.crt")).unwrap(),
+        ca_before,
+        "the cluster CA is kept"
     );
 }
 

@@ -897,7 +897,7 @@ fn stage_dropped_without_commit_leaves_the_data_dir_unchanged() {
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
     assert!(stage.staged().count() > 0);
     // A crash: no commit, no cleanup.
-    std::mem::forget(stage);
+    drop(stage); // Stage has no Drop cleanup: like a killed process, it only releases the lock.
     assert!(dir.path().join(".stage").exists());
     let stage = Stage::open(dir.path()).expect("reopen");
     assert_eq!(
@@ -961,7 +961,7 @@ fn commit_record_on_disk_is_rolled_forward_and_a_torn_record_is_discarded() {
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
     let staged: Vec<PathBuf> = stage.staged().map(Path::to_path_buf).collect();
     let ca = fs::read(dir.path().join(".stage/files/pki/ca.crt")).expect("staged ca");
-    std::mem::forget(stage);
+    drop(stage); // Stage has no Drop cleanup: like a killed process, it only releases the lock.
     let record = serde_json::json!({ "version": 1, "files": staged });
     fs::write(dir.path().join(".stage/commit"), record.to_string()).expect("record");
     // Two files were already renamed before the crash.
@@ -989,7 +989,7 @@ fn commit_record_on_disk_is_rolled_forward_and_a_torn_record_is_discarded() {
     let dir = tmp();
     let mut stage = Stage::open(dir.path()).expect("open");
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
-    std::mem::forget(stage);
+    drop(stage); // Stage has no Drop cleanup: like a killed process, it only releases the lock.
     fs::write(dir.path().join(".stage/commit.tmp"), "{\"version\":1,\"fi").expect("torn");
     Stage::open(dir.path()).expect("discard");
     assert!(snapshot(dir.path()).is_empty());

@@ -50,28 +50,22 @@ fn run_demo_in(workdir: &Path) -> Result<()> {
         data.to_string_lossy().into_owned(),
     );
     step("The plugin chains", &["plugins", "plan", &plugins])?;
+    let init = [
+        "controller",
+        "--init-only",
+        "--plugins",
+        &plugins,
+        "--data-dir",
+        &data,
+    ];
     step(
         "First run: PKI, configuration and images, every hook through the plugins",
-        &[
-            "controller",
-            "--init-only",
-            "--plugins",
-            &plugins,
-            "--data-dir",
-            &data,
-        ],
+        &init,
     )?;
+    let quiet_init: Vec<&str> = std::iter::once("-q").chain(init).collect();
     step(
         "Second run: nothing to reissue, plugins loaded from the compiled cache",
-        &[
-            "-q",
-            "controller",
-            "--init-only",
-            "--plugins",
-            &plugins,
-            "--data-dir",
-            &data,
-        ],
+        &quiet_init,
     )?;
     step(
         "Images to mirror for this site",

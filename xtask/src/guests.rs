@@ -8,7 +8,13 @@ use anyhow::{Context, Result};
 use crate::{cargo, exec, root, target_dir};
 
 /// Guests that are members of the workspace, by package name.
-const WORKSPACE_GUESTS: &[&str] = &["cert-audit", "airgap-mirror", "scripted", "other-contract"];
+const WORKSPACE_GUESTS: &[&str] = &[
+    "cert-audit",
+    "airgap-mirror",
+    "scripted",
+    "other-contract",
+    "rewrite",
+];
 /// Guests with a workspace of their own, as a vendor's would be.
 const EXAMPLE_GUESTS: &[&str] = &["examples/join-guard"];
 

@@ -6,7 +6,7 @@
 //! `allow-image-set-change = true`, so a mirror plugin cannot silently lose
 //! a component.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 
 pub use crate::plugin::bindings::exports::plinth::bootstrap::image_resolve::{
     Image, Origin, PullPolicy,
@@ -101,7 +101,8 @@ pub fn run_resolvers(
         |participant, current| match participant.resolve(current)? {
             Ok(next) => {
                 check_answer(current, &next, participant.may_change_image_set())?;
-                let changed = next.iter().filter(|image| !current.contains(image)).count();
+                let before: HashSet<&Image> = current.iter().collect();
+                let changed = next.iter().filter(|image| !before.contains(image)).count();
                 Ok(Answer {
                     detail: Some(serde_json::json!({"images": next.len(), "changed": changed})),
                     ..Answer::next(next)

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::PluginError;
 use super::bindings::Full;
@@ -19,6 +19,12 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest memory cap a manifest may ask for; the instance pool reserves
 /// address space (not memory) for it.
 pub const MAX_MEMORY_MIB: u64 = 1024;
+
+/// Bytes of a memory slot reset in place rather than decommitted, when only
+/// dirtied pages are reset: covers a Rust guest's 1 MiB stack, data and heap.
+const KEEP_RESIDENT_WITH_PAGEMAP: usize = 4 << 20;
+/// The same when every byte of the prefix must be memset.
+const KEEP_RESIDENT_WITHOUT_PAGEMAP: usize = 64 << 10;
 
 /// Instances that may be alive at once. Calls are sequential, so this only
 /// bounds how many warm slots the pool keeps.
@@ -121,8 +127,18 @@ fn engine_config(allocation: Allocation) -> Config {
         .total_memories(POOLED_INSTANCES * 2)
         .total_tables(POOLED_INSTANCES * 8)
         .max_memory_size(usize::try_from(MAX_MEMORY_MIB << 20).unwrap_or(usize::MAX))
-        .linear_memory_keep_resident(1 << 20)
         .table_keep_resident(1 << 16);
+    // Resetting a slot for the next call is the largest cost of a call after
+    // the guest's own work. Where the kernel can report which pages a call
+    // dirtied (PAGEMAP_SCAN, Linux 6.7+), only those are reset, in place,
+    // and stay resident: no madvise, no page faults next time. Elsewhere a
+    // small resident prefix is memset and the rest given back.
+    if PoolingAllocationConfig::is_pagemap_scan_available() {
+        pool.pagemap_scan(Enabled::Yes)
+            .linear_memory_keep_resident(KEEP_RESIDENT_WITH_PAGEMAP);
+    } else {
+        pool.linear_memory_keep_resident(KEEP_RESIDENT_WITHOUT_PAGEMAP);
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     config
 }

@@ -33,6 +33,7 @@ use bindings::exports::plinth::bootstrap as exports;
 use sandbox::{CallTarget, Sandbox};
 
 use crate::hooks::{FailurePolicy, Hook};
+use crate::journal::{Entry, Verdict};
 
 /// Longest metadata field or settings message accepted at load.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -207,6 +208,17 @@ impl Plugin {
         plugin.metadata = plugin.describe()?;
         plugin.validate_settings()?;
         Ok(plugin)
+    }
+
+    /// The journal line saying how this plugin was loaded.
+    pub fn load_entry(&self) -> Entry {
+        let mut entry =
+            Entry::new("plugins", self.name.as_str(), Verdict::Event).took(self.load.elapsed());
+        entry.sha256 = Some(self.sha256.clone());
+        let hooks: Vec<_> = self.hooks.iter().map(|hook| hook.as_str()).collect();
+        entry.detail(
+            serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata}),
+        )
     }
 
     pub fn failure_policy(&self) -> FailurePolicy {

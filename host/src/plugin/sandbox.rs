@@ -111,9 +111,15 @@ pub fn call<R>(
 ) -> Result<R, CallFailure> {
     let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
+    // Nothing granted: the builder's defaults have no preopens, arguments or
+    // environment; sockets are switched off outright rather than left to an
+    // empty allow-list.
     let wasi = WasiCtx::builder()
         .stdout(stdout.clone())
         .stderr(stderr.clone())
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
         .build();
     let memory_bytes = usize::try_from(target.limits.memory_mib << 20).unwrap_or(usize::MAX);
     let sandbox = Sandbox {

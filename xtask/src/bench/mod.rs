@@ -8,6 +8,11 @@ use anyhow::{Context, Result};
 
 use crate::{cargo, guests, target_dir};
 
+mod pki;
+
+/// Runs of `controller --init-only` and of the openssl script, each.
+const PKI_ROUNDS: usize = 7;
+
 /// One line of the table: our figure, the baseline's, and the goal.
 pub struct Row {
     pub name: String,
@@ -29,13 +34,15 @@ pub fn run() -> Result<()> {
     let criterion = target_dir().join("criterion");
     let estimate = |id: &str| median(&criterion, id);
     let mut rows = Vec::new();
-    for count in [10, 1000] {
-        rows.push(Row {
-            name: format!("hook call, {count} images"),
-            ours: estimate(&format!("hook_call/pooled/{count}"))?,
-            baseline: estimate(&format!("hook_call/on_demand/{count}"))?,
-            baseline_name: "on-demand instantiation".to_owned(),
-        });
+    for guest in ["rewrite", "mirror"] {
+        for count in [10, 1000] {
+            rows.push(Row {
+                name: format!("hook call, {guest} guest, {count} images"),
+                ours: estimate(&format!("hook_call/{guest}/pooled/{count}"))?,
+                baseline: estimate(&format!("hook_call/{guest}/on_demand/{count}"))?,
+                baseline_name: "on-demand instantiation".to_owned(),
+            });
+        }
     }
     rows.push(Row {
         name: "plugin load".to_owned(),
@@ -43,14 +50,14 @@ pub fn run() -> Result<()> {
         baseline: estimate("plugin_load/compile")?,
         baseline_name: "compiling (first run)".to_owned(),
     });
-    let chain = estimate("image_resolve_chain/two_plugins")?;
-    let builtin_only = estimate("image_resolve_chain/builtin_only")?;
     rows.push(Row {
         name: "1000 images, built-in + 2 plugins".to_owned(),
-        ours: chain,
-        baseline: builtin_only,
+        ours: estimate("image_resolve_chain/two_plugins")?,
+        baseline: estimate("image_resolve_chain/builtin_only")?,
         baseline_name: "built-in alone".to_owned(),
     });
+    let plinth = target_dir().join("release/plinth");
+    rows.extend(pki::pki_vs_openssl(&plinth, PKI_ROUNDS)?);
     print_table(&rows);
     println!(
         "\ngoals: hook call with 10 images <= 20 us; cached load >= 100x faster than compiling;"
