@@ -7,7 +7,8 @@
 //!   on-demand runtime as the baseline.
 //! - `plugin_load/*`: compiling a component vs loading it from the cache.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
-//!   alone (baseline) and followed by two plugins.
+//!   alone (baseline), followed by the `rewrite` guest twice (the host's
+//!   share), and by two real plugins (airgap-mirror, then a digest pin).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -76,7 +77,7 @@ fn hook_call(c: &mut Criterion) {
             let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), wasm).unwrap();
             for count in [10, 1000] {
                 let input = images(count);
-                let id = BenchmarkId::new(format!("{guest}/{allocation_name}"), count);
+                let id = BenchmarkId::new(format!("{guest}_{allocation_name}"), count);
                 group.bench_with_input(id, &input, |b, input| {
                     b.iter(|| plugin.resolve(black_box(input)).unwrap().unwrap())
                 });
@@ -148,12 +149,20 @@ fn image_resolve_chain(c: &mut Criterion) {
         "scripted",
         &format!("\"images.digest\" = \"sha256:{}\"", "c".repeat(64)),
     );
+    let rewrite = install(dir.path(), "10-rewrite", "rewrite", "");
+    let rewrite = Plugin::load(&runtime, &cache, &rewrite).unwrap();
     let mirror = Plugin::load(&runtime, &cache, &mirror).unwrap();
     let pin = Plugin::load(&runtime, &cache, &pin).unwrap();
     let builtin = ThousandImages(images(1000));
     let mut group = c.benchmark_group("image_resolve_chain");
     group.bench_function("builtin_only", |b| {
         b.iter(|| image_resolve::run_resolvers(&[&builtin], &mut Journal::in_memory()).unwrap())
+    });
+    group.bench_function("two_rewrite_guests", |b| {
+        b.iter(|| {
+            image_resolve::run_resolvers(&[&builtin, &rewrite, &rewrite], &mut Journal::in_memory())
+                .unwrap()
+        })
     });
     group.bench_function("two_plugins", |b| {
         b.iter(|| {

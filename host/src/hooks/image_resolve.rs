@@ -100,9 +100,7 @@ pub fn run_resolvers(
         Vec::new(),
         |participant, current| match participant.resolve(current)? {
             Ok(next) => {
-                check_answer(current, &next, participant.may_change_image_set())?;
-                let before: HashSet<&Image> = current.iter().collect();
-                let changed = next.iter().filter(|image| !before.contains(image)).count();
+                let changed = check_answer(current, &next, participant.may_change_image_set())?;
                 Ok(Answer {
                     detail: Some(serde_json::json!({"images": next.len(), "changed": changed})),
                     ..Answer::next(next)
@@ -116,11 +114,15 @@ pub fn run_resolvers(
     )
 }
 
+/// Check a participant's list against the rules of the hook; returns how
+/// many images it changed. Only changed images are validated again: one
+/// passed through unchanged (plugins keep the order) was checked when it
+/// first appeared.
 fn check_answer(
     current: &[Image],
     next: &[Image],
     may_change_set: bool,
-) -> Result<(), CallFailure> {
+) -> Result<usize, CallFailure> {
     let malformed = |message: String| Err(CallFailure::Malformed(message));
     if next.len() > MAX_IMAGES {
         return malformed(format!(
@@ -128,11 +130,16 @@ fn check_answer(
             next.len()
         ));
     }
-    let mut seen = BTreeSet::new();
-    for image in next {
+    let mut seen = HashSet::with_capacity(next.len());
+    let mut changed = 0;
+    for (position, image) in next.iter().enumerate() {
         if !seen.insert(image.component.as_str()) {
             return malformed(format!("returned component `{}` twice", image.component));
         }
+        if current.get(position) == Some(image) {
+            continue;
+        }
+        changed += 1;
         let checked = reference::check_repository(&image.repository)
             .and_then(|()| reference::check_tag(&image.tag))
             .and_then(|()| {
@@ -145,15 +152,16 @@ fn check_answer(
             return malformed(format!("image for `{}`: {message}", image.component));
         }
     }
-    if !may_change_set {
+    let same_set =
+        current.len() == seen.len() && current.iter().all(|i| seen.contains(i.component.as_str()));
+    if !may_change_set && !same_set {
         let before: BTreeSet<&str> = current.iter().map(|i| i.component.as_str()).collect();
-        if before != seen {
-            let dropped: Vec<_> = before.difference(&seen).collect();
-            let added: Vec<_> = seen.difference(&before).collect();
-            return malformed(format!(
-                "changed the image set (dropped {dropped:?}, added {added:?}) without `allow-image-set-change = true` in its manifest"
-            ));
-        }
+        let after: BTreeSet<&str> = seen.into_iter().collect();
+        let dropped: Vec<_> = before.difference(&after).collect();
+        let added: Vec<_> = after.difference(&before).collect();
+        return malformed(format!(
+            "changed the image set (dropped {dropped:?}, added {added:?}) without `allow-image-set-change = true` in its manifest"
+        ));
     }
-    Ok(())
+    Ok(changed)
 }
