@@ -56,7 +56,13 @@ fn test() -> Result<()> {
     cargo(&args)?;
     // join-guard has a workspace of its own, as a vendor's plugin would.
     let join_guard = root().join("examples/join-guard/Cargo.toml");
-    cargo(&["test", "--manifest-path", &join_guard.to_string_lossy()])
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    exec(
+        Command::new(cargo_bin)
+            .args(["test", "--manifest-path"])
+            .arg(join_guard)
+            .env("CARGO_TARGET_DIR", target_dir()),
+    )
 }
 
 /// The workspace root (this crate's parent).
