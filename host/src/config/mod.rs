@@ -228,11 +228,20 @@ fn to_json(config: &ClusterConfig) -> Value {
     serde_json::to_value(config).expect("a ClusterConfig always serialises")
 }
 
+/// The embedded default as JSON, parsed once: every load, patch and
+/// pre-init call layers over it.
+fn default_document() -> &'static Value {
+    static DEFAULT: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(|| {
+        let defaults: ClusterConfig =
+            serde_yaml::from_str(DEFAULT_YAML).expect("the embedded default parses");
+        to_json(&defaults)
+    })
+}
+
 /// The user's document layered over the embedded default.
 fn effective_document(user: &ClusterConfig, origin: &str) -> Result<ClusterConfig, ConfigError> {
-    let defaults: ClusterConfig =
-        serde_yaml::from_str(DEFAULT_YAML).expect("the embedded default parses");
-    let mut document = to_json(&defaults);
+    let mut document = default_document().clone();
     merge::apply(&mut document, &to_json(user));
     serde_json::from_value(document).map_err(|error| ConfigError::Parse {
         origin: origin.to_owned(),

@@ -90,13 +90,23 @@ impl ConfigValidator for NodeAddressCheck {
     }
 }
 
-/// The chain's value: the configuration as it stands, digested by its
-/// effective document.
-struct Current(Config);
+/// The chain's value: the configuration as it stands, with its effective
+/// document rendered once for both the plugins and the journal's digest.
+struct Current {
+    config: Config,
+    json: String,
+}
+
+impl Current {
+    fn new(config: Config) -> Self {
+        let json = config.effective_json();
+        Self { config, json }
+    }
+}
 
 impl Serialize for Current {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0.effective_json())
+        serializer.serialize_str(&self.json)
     }
 }
 
@@ -129,12 +139,15 @@ pub fn run(
         Hook::PreInit,
         journal,
         &chain,
-        Current(config),
+        Current::new(config),
         |participant, current| {
-            let answer = participant.check(&current.0.effective_json(), &facts)?;
+            let answer = participant.check(&current.json, &facts)?;
             let Some(patch) = answer.patch else {
                 return Ok(Answer {
-                    next: Current(current.0.clone()),
+                    next: Current {
+                        config: current.config.clone(),
+                        json: current.json.clone(),
+                    },
                     findings: answer.findings,
                     detail: None,
                 });
@@ -149,17 +162,17 @@ pub fn run(
                 CallFailure::Malformed(format!("its patch is not JSON: {error}"))
             })?;
             let patched = current
-                .0
+                .config
                 .patched(&value, participant.name(), node)
                 .map_err(|error| {
                     CallFailure::Malformed(format!("its patch makes the config invalid: {error}"))
                 })?;
             Ok(Answer {
-                next: Current(patched),
+                next: Current::new(patched),
                 findings: answer.findings,
                 detail: Some(serde_json::json!({"patch": value})),
             })
         },
     )?;
-    Ok((outcome.value.0, outcome.notes))
+    Ok((outcome.value.config, outcome.notes))
 }
