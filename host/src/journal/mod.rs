@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
+
+mod digest;
+pub use digest::digest;
 
 /// Where the journal lives, relative to the data dir.
 pub const JOURNAL_PATH: &str = "journal/bootstrap.jsonl";
@@ -92,14 +94,6 @@ impl Entry {
         self.detail = Some(detail);
         self
     }
-}
-
-/// sha256 of the JSON form of a hook's input. Serialised whole, then
-/// hashed once: feeding the hasher serde's many small writes cost more than
-/// the serialisation.
-pub fn digest<T: Serialize + ?Sized>(input: &T) -> String {
-    let json = serde_json::to_vec(input).expect("hook inputs serialise");
-    format!("sha256:{}", hex::encode(Sha256::digest(&json)))
 }
 
 /// An open journal. Each entry is one `write` of one line in append mode,
