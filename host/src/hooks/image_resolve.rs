@@ -115,9 +115,10 @@ pub fn run_resolvers(
 }
 
 /// Check a participant's list against the rules of the hook; returns how
-/// many images it changed. Only changed images are validated again: one
-/// passed through unchanged (plugins keep the order) was checked when it
-/// first appeared.
+/// many images it changed. Every image of `current` was checked when it
+/// first appeared, so only what differs from the image at the same position
+/// is checked again, field by field: a mirror that rewrites repositories
+/// costs one repository check per image, a digest pin one digest check.
 fn check_answer(
     current: &[Image],
     next: &[Image],
@@ -130,27 +131,28 @@ fn check_answer(
             next.len()
         ));
     }
-    let mut seen = HashSet::with_capacity(next.len());
     let mut changed = 0;
     for (position, image) in next.iter().enumerate() {
-        if !seen.insert(image.component.as_str()) {
-            return malformed(format!("returned component `{}` twice", image.component));
-        }
-        if current.get(position) == Some(image) {
+        let before = current.get(position);
+        if before == Some(image) {
             continue;
         }
         changed += 1;
-        let checked = reference::check_repository(&image.repository)
-            .and_then(|()| reference::check_tag(&image.tag))
-            .and_then(|()| {
-                image
-                    .digest
-                    .as_deref()
-                    .map_or(Ok(()), reference::check_digest)
-            });
-        if let Err(message) = checked {
+        if let Err(message) = check_changed_fields(image, before) {
             return malformed(format!("image for `{}`: {message}", image.component));
         }
+    }
+    let same_components = current.len() == next.len()
+        && current
+            .iter()
+            .zip(next)
+            .all(|(before, after)| before.component == after.component);
+    if same_components {
+        return Ok(changed);
+    }
+    let mut seen = HashSet::with_capacity(next.len());
+    if let Some(twice) = next.iter().find(|i| !seen.insert(i.component.as_str())) {
+        return malformed(format!("returned component `{}` twice", twice.component));
     }
     let same_set =
         current.len() == seen.len() && current.iter().all(|i| seen.contains(i.component.as_str()));
@@ -164,4 +166,117 @@ fn check_answer(
         ));
     }
     Ok(changed)
+}
+
+/// Check the reference fields of `image` that differ from `before`, an
+/// image already checked (all of them when there is none).
+fn check_changed_fields(image: &Image, before: Option<&Image>) -> Result<(), String> {
+    let changed = |field: fn(&Image) -> &str| before.is_none_or(|b| field(b) != field(image));
+    if changed(|i| &i.repository) {
+        reference::check_repository(&image.repository)?;
+    }
+    if changed(|i| &i.tag) {
+        reference::check_tag(&image.tag)?;
+    }
+    match &image.digest {
+        Some(digest) if before.is_none_or(|b| b.digest.as_ref() != Some(digest)) => {
+            reference::check_digest(digest)
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(component: &str) -> Image {
+        Image {
+            component: component.to_owned(),
+            repository: format!("registry.k8s.io/{component}"),
+            tag: "v1.0.0".to_owned(),
+            digest: None,
+            origin: Origin::Default,
+            pull_policy: PullPolicy::IfNotPresent,
+        }
+    }
+
+    fn list(components: &[&str]) -> Vec<Image> {
+        components.iter().copied().map(image).collect()
+    }
+
+    fn refusal(current: &[Image], next: &[Image], may_change_set: bool) -> String {
+        match check_answer(current, next, may_change_set) {
+            Err(CallFailure::Malformed(message)) => message,
+            other => panic!("expected a malformed answer, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn counts_the_images_a_participant_changed() {
+        let current = list(&["a", "b", "c"]);
+        let mut next = current.clone();
+        next[1].repository = "mirror.local/b".to_owned();
+        next[2].digest = Some(format!("sha256:{}", "0".repeat(64)));
+        assert_eq!(check_answer(&current, &next, false).unwrap(), 2);
+        assert_eq!(check_answer(&current, &current, false).unwrap(), 0);
+    }
+
+    #[test]
+    fn each_changed_field_is_checked() {
+        let current = list(&["a", "b"]);
+        let mut bad_repository = current.clone();
+        bad_repository[0].repository = "Mirror/A".to_owned();
+        assert!(refusal(&current, &bad_repository, false).contains("`a`"));
+        let mut bad_tag = current.clone();
+        bad_tag[1].tag = "-x".to_owned();
+        assert!(refusal(&current, &bad_tag, false).contains("`b`"));
+        let mut bad_digest = current.clone();
+        bad_digest[1].digest = Some("sha256:abc".to_owned());
+        assert!(refusal(&current, &bad_digest, false).contains("not a digest"));
+    }
+
+    #[test]
+    fn a_new_list_is_checked_whole() {
+        let mut next = list(&["a"]);
+        next[0].tag = String::new();
+        assert!(refusal(&[], &next, true).contains("not an image tag"));
+    }
+
+    #[test]
+    fn reordering_is_not_a_set_change_but_checks_what_moved() {
+        let current = list(&["a", "b"]);
+        let swapped = list(&["b", "a"]);
+        assert_eq!(check_answer(&current, &swapped, false).unwrap(), 2);
+        let mut bad = swapped.clone();
+        bad[0].repository = "a b".to_owned();
+        assert!(refusal(&current, &bad, false).contains("`b`"));
+    }
+
+    #[test]
+    fn a_component_twice_is_refused_even_when_the_set_may_change() {
+        let current = list(&["a", "b"]);
+        let twice = list(&["a", "a"]);
+        assert!(refusal(&current, &twice, true).contains("`a` twice"));
+        assert!(refusal(&[], &twice, true).contains("`a` twice"));
+    }
+
+    #[test]
+    fn dropping_or_adding_needs_permission() {
+        let current = list(&["a", "b"]);
+        let dropped = list(&["a"]);
+        let message = refusal(&current, &dropped, false);
+        assert!(message.contains("dropped [\"b\"]"), "{message}");
+        assert_eq!(check_answer(&current, &dropped, true).unwrap(), 0);
+        let replaced = list(&["a", "c"]);
+        let message = refusal(&current, &replaced, false);
+        assert!(message.contains("added [\"c\"]"), "{message}");
+        assert_eq!(check_answer(&current, &replaced, true).unwrap(), 1);
+    }
+
+    #[test]
+    fn more_than_the_cap_is_refused() {
+        let many: Vec<Image> = (0..=MAX_IMAGES).map(|i| image(&format!("c{i}"))).collect();
+        assert!(refusal(&[], &many, true).contains("at most"));
+    }
 }

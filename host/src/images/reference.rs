@@ -28,26 +28,29 @@ pub fn check_repository(repository: &str) -> Result<(), String> {
     if repository.is_empty() || repository.len() > 255 {
         return bad("it must be 1 to 255 characters");
     }
-    let (host, path) = match repository.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-            (Some(first), rest)
+    let bytes = repository.as_bytes();
+    let first_slash = bytes.iter().position(|&b| b == b'/');
+    let path = match first_slash {
+        Some(slash) if is_registry_host(&bytes[..slash]) => {
+            let (name, port) = match bytes[..slash].iter().position(|&b| b == b':') {
+                Some(colon) => (&bytes[..colon], Some(&repository[colon + 1..slash])),
+                None => (&bytes[..slash], None),
+            };
+            let name_ok = !name.is_empty()
+                && name
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+            if !name_ok {
+                return bad("the registry host is malformed");
+            }
+            if port.is_some_and(|port| port.parse::<u16>().is_err()) {
+                return bad("the registry port is not a number");
+            }
+            &bytes[slash + 1..]
         }
-        _ => (None, repository),
+        _ => bytes,
     };
-    if let Some(host) = host {
-        let (name, port) = host.split_once(':').unwrap_or((host, "0"));
-        let name_ok = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
-        if !name_ok {
-            return bad("the registry host is malformed");
-        }
-        if port.parse::<u16>().is_err() {
-            return bad("the registry port is not a number");
-        }
-    }
-    if path.split('/').all(is_path_component) {
+    if is_repository_path(path) {
         Ok(())
     } else if repository.contains(['@', ' ']) || repository.ends_with(':') {
         bad("write the tag and digest in their own fields")
@@ -56,28 +59,37 @@ pub fn check_repository(repository: &str) -> Result<(), String> {
     }
 }
 
-fn is_path_component(component: &str) -> bool {
-    let bytes = component.as_bytes();
+/// Docker's rule for the first segment of a repository: a registry when it
+/// holds a `.` or `:`, or is `localhost`.
+fn is_registry_host(segment: &[u8]) -> bool {
+    segment == b"localhost" || segment.iter().any(|&b| b == b'.' || b == b':')
+}
+
+/// `/`-separated components, each starting and ending with `[a-z0-9]`, with
+/// `.`, `_` and `-` allowed between.
+fn is_repository_path(path: &[u8]) -> bool {
     let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    match (bytes.first(), bytes.last()) {
-        (Some(&first), Some(&last)) => {
-            alphanumeric(first)
-                && alphanumeric(last)
-                && bytes
-                    .iter()
-                    .all(|&b| alphanumeric(b) || matches!(b, b'.' | b'_' | b'-'))
+    let mut previous = b'/';
+    for &b in path {
+        let ok = match b {
+            b'/' | b'.' | b'_' | b'-' => alphanumeric(previous) || (b != b'/' && previous != b'/'),
+            _ => alphanumeric(b),
+        };
+        if !ok {
+            return false;
         }
-        _ => false,
+        previous = b;
     }
+    alphanumeric(previous)
 }
 
 pub fn check_tag(tag: &str) -> Result<(), String> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
-        && tag.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        && !tag.starts_with(['.', '-'])
         && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     if valid {
         Ok(())
     } else {
@@ -92,8 +104,8 @@ pub fn check_digest(digest: &str) -> Result<(), String> {
         Some(hex)
             if hex.len() == 64
                 && hex
-                    .chars()
-                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()) =>
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
         {
             Ok(())
         }
@@ -135,6 +147,8 @@ mod tests {
     fn malformed_references_are_refused() {
         assert!(check_repository("registry.k8s.io/coredns/coredns").is_ok());
         assert!(check_repository("mirror.local:5000/a/b").is_ok());
+        assert!(check_repository("localhost/a__b/c-d.e").is_ok());
+        assert!(check_repository("busybox").is_ok());
         for bad in [
             "",
             "UPPER CASE spaces!!",
@@ -142,12 +156,22 @@ mod tests {
             "x.io:port/a",
             "a/b@sha256:00",
             "-a/b",
+            "a/b/",
+            "/a",
+            "a/.b",
+            "a/b-",
+            "a/B",
+            "localhost:x/a",
+            "reg!.io/a",
         ] {
             assert!(check_repository(bad).is_err(), "{bad} was accepted");
         }
         assert!(check_tag("v1.2.3-k0s.0").is_ok());
-        assert!(check_tag("").is_err() && check_tag("-x").is_err());
+        assert!(check_tag("_x").is_ok());
+        assert!(check_tag("").is_err() && check_tag("-x").is_err() && check_tag(".x").is_err());
+        assert!(check_tag("v1+x").is_err() && check_tag(&"x".repeat(129)).is_err());
         assert!(check_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
         assert!(check_digest("sha256:abc").is_err());
+        assert!(check_digest(&format!("sha256:{}", "A".repeat(64))).is_err());
     }
 }
