@@ -25,13 +25,15 @@ impl PluginGuest for AirgapMirror {
     }
 
     fn validate_settings() -> Result<(), Vec<String>> {
-        rewrite::Config::from_settings(setting).map(|_| ())
+        rewrite::Settings::read(setting).parse().map(|_| ())
     }
 }
 
 impl ResolveGuest for AirgapMirror {
     fn resolve(images: Vec<Image>) -> Result<Vec<Image>, String> {
-        let cfg = rewrite::Config::from_settings(setting)
+        let settings = rewrite::Settings::read(setting);
+        let cfg = settings
+            .parse()
             .map_err(|errors| format!("invalid settings: {}", errors.join("; ")))?;
         let total = images.len();
         // Keep what the rewrite never touches (origin, pull policy) aside.
@@ -49,28 +51,29 @@ impl ResolveGuest for AirgapMirror {
                 }
             })
             .collect();
-        let before: Vec<String> = plain.iter().map(|i| i.repository.clone()).collect();
-        let (out, unused) = cfg.resolve(plain)?;
-        let changed = out
-            .iter()
-            .zip(&before)
-            .filter(|(a, b)| a.repository != **b)
-            .count();
-        let target = match &cfg.prefix {
+        let resolution = cfg.resolve(plain)?;
+        let target = match cfg.prefix {
             Some(p) => format!("{}/{p}", cfg.registry),
-            None => cfg.registry.clone(),
+            None => cfg.registry.to_owned(),
         };
         log(
             Level::Info,
-            &format!("rewrote {changed} of {total} images to {target}"),
+            &format!(
+                "rewrote {} of {total} images to {target}",
+                resolution.rewritten
+            ),
         );
-        if !unused.is_empty() {
+        if !resolution.unused_pins.is_empty() {
             log(
                 Level::Warn,
-                &format!("digests: no image matched the key(s) {}", unused.join(", ")),
+                &format!(
+                    "digests: no image matched the key(s) {}",
+                    resolution.unused_pins.join(", ")
+                ),
             );
         }
-        Ok(out
+        Ok(resolution
+            .images
             .into_iter()
             .zip(rest)
             .map(|(i, (origin, pull_policy))| Image {

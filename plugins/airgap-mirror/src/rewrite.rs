@@ -16,10 +16,16 @@
 //!    as it is, so running the rewrite twice changes nothing.
 //! 5. Tag, component, origin and pull policy never change. The digest changes
 //!    only when a `digests` entry matches the image (see [`Config::pin_for`]).
+//!    Two reference keys that name the same image once normalised are an
+//!    error in the settings, so at most one reference pin matches.
 //! 6. With `only-defaults = true`, images whose origin is `explicit` keep their
 //!    repository, and only a digest pin keyed by their exact original
 //!    reference (`repository:tag`) applies to them: a pin keyed by component
 //!    name was written for the catalog's image, not for the user's.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// An image, as far as the rewrite is concerned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,27 +40,79 @@ pub struct Image {
 
 /// A `digests` entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Pin {
+pub struct Pin<'s> {
     /// A component name (`coredns`) or an original reference (`repo:tag`).
-    pub key: String,
+    pub key: &'s str,
     /// `sha256:<64 lowercase hex>`.
-    pub digest: String,
+    pub digest: &'s str,
 }
 
-impl Pin {
+impl Pin<'_> {
     fn is_reference(&self) -> bool {
-        self.key.contains(':') || self.key.contains('/')
+        self.key.bytes().any(|b| b == b':' || b == b'/')
     }
 }
 
+/// The settings as the host gave them. [`Settings::parse`] borrows from
+/// them, so that reading a `digests` setting of 1000 pins allocates nothing
+/// per pin.
+#[derive(Clone, Debug, Default)]
+pub struct Settings {
+    registry: Option<String>,
+    prefix: Option<String>,
+    digests: Option<String>,
+    only_defaults: Option<String>,
+}
+
+/// The checked settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
+pub struct Config<'s> {
     /// `host[:port]`, as given.
-    pub registry: String,
+    pub registry: &'s str,
     /// Path segments without leading or trailing `/`; `None` for no prefix.
-    pub prefix: Option<String>,
-    pub pins: Vec<Pin>,
+    pub prefix: Option<&'s str>,
+    pub pins: Vec<Pin<'s>>,
     pub only_defaults: bool,
+    /// Index into `pins` of each reference key, by its normalised form (the
+    /// key itself when it does not normalise): one lookup per image, so a
+    /// site can pin every image it mirrors.
+    by_reference: HashMap<Cow<'s, str>, usize, BuildHasherDefault<Fnv1a>>,
+    /// Index into `pins` of each component key.
+    by_component: HashMap<&'s str, usize, BuildHasherDefault<Fnv1a>>,
+}
+
+/// FNV-1a for the pin indexes. They are keyed by the operator's own
+/// settings, so they need no defence against crafted collisions, and with
+/// SipHash hashing was most of the cost of reading 1000 pins.
+struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv1a {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// What [`Config::resolve`] made of a list.
+#[derive(Debug)]
+pub struct Resolution {
+    /// Same length and order as the input.
+    pub images: Vec<Image>,
+    /// How many repositories were moved to the mirror.
+    pub rewritten: usize,
+    /// Keys of pins that matched no image.
+    pub unused_pins: Vec<String>,
 }
 
 pub const REGISTRY: &str = "registry";
@@ -154,28 +212,38 @@ fn is_sha256_digest(s: &str) -> bool {
     })
 }
 
-impl Config {
-    /// Read and check every setting; one message per bad setting (or per bad
+impl Settings {
+    /// Ask the host (`get`) for every setting this plugin reads.
+    pub fn read(get: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            registry: get(REGISTRY),
+            prefix: get(PREFIX),
+            digests: get(DIGESTS),
+            only_defaults: get(ONLY_DEFAULTS),
+        }
+    }
+
+    /// Check every setting; one message per bad setting (or per bad
     /// `digests` entry).
-    pub fn from_settings(get: impl Fn(&str) -> Option<String>) -> Result<Config, Vec<String>> {
+    pub fn parse(&self) -> Result<Config<'_>, Vec<String>> {
         let mut errors = Vec::new();
 
-        let registry = match get(REGISTRY) {
+        let registry = match &self.registry {
             None => {
                 errors.push(format!(
                     "{REGISTRY}: missing; expected the mirror's host[:port] without scheme or \
                      path, e.g. registry.airgap.local:5000"
                 ));
-                String::new()
+                ""
             }
             Some(raw) => {
-                let r = raw.trim().to_string();
+                let r = raw.trim();
                 if r.is_empty() {
                     errors.push(format!(
                         "{REGISTRY}: empty; expected the mirror's host[:port] without scheme or \
                          path, e.g. registry.airgap.local:5000"
                     ));
-                } else if let Err(why) = check_registry(&r) {
+                } else if let Err(why) = check_registry(r) {
                     errors.push(format!(
                         "{REGISTRY}: `{raw}` is not valid: {why}; expected host[:port] without \
                          scheme or path, e.g. registry.airgap.local:5000"
@@ -185,13 +253,13 @@ impl Config {
             }
         };
 
-        let prefix = get(PREFIX).and_then(|raw| {
+        let prefix = self.prefix.as_deref().and_then(|raw| {
             let p = raw.trim().trim_matches('/');
             if p.is_empty() {
                 return None;
             }
             if p.split('/').all(is_path_component) {
-                Some(p.to_string())
+                Some(p)
             } else {
                 errors.push(format!(
                     "{PREFIX}: `{raw}` is not valid; expected one or more `/`-separated path \
@@ -203,9 +271,17 @@ impl Config {
         });
 
         let mut pins: Vec<Pin> = Vec::new();
-        if let Some(raw) = get(DIGESTS) {
+        let mut by_reference = HashMap::default();
+        let mut by_component = HashMap::default();
+        if let Some(raw) = &self.digests {
+            let entries = raw.bytes().filter(|&b| b == b',' || b == b'\n').count() + 1;
+            pins.reserve(entries);
+            by_component.reserve(entries);
+            // `lines` then `split(',')`: single-byte searches; splitting on
+            // a set of chars decodes every char of a 1000-pin setting.
             for entry in raw
-                .split([',', '\n'])
+                .lines()
+                .flat_map(|line| line.split(','))
                 .map(str::trim)
                 .filter(|e| !e.is_empty())
             {
@@ -227,22 +303,45 @@ impl Config {
                         "{DIGESTS}: entry `{entry}` has the digest `{digest}`; expected \
                          sha256: followed by 64 lowercase hex digits"
                     ));
-                } else if let Some(prev) = pins.iter().find(|p| p.key == key) {
-                    errors.push(format!(
-                        "{DIGESTS}: key `{key}` appears twice (`{}` and `{digest}`); expected \
-                         each key once",
-                        prev.digest
-                    ));
                 } else {
-                    pins.push(Pin {
-                        key: key.to_string(),
-                        digest: digest.to_string(),
-                    });
+                    let pin = Pin { key, digest };
+                    let earlier = if pin.is_reference() {
+                        let normal =
+                            normalise_reference(key).map_or(Cow::Borrowed(key), Cow::Owned);
+                        match by_reference.get(&normal) {
+                            Some(&i) => Some((i, normal)),
+                            None => {
+                                by_reference.insert(normal, pins.len());
+                                None
+                            }
+                        }
+                    } else {
+                        match by_component.get(key) {
+                            Some(&i) => Some((i, Cow::Borrowed(key))),
+                            None => {
+                                by_component.insert(key, pins.len());
+                                None
+                            }
+                        }
+                    };
+                    match earlier.map(|(i, normal)| (&pins[i], normal)) {
+                        Some((prev, _)) if prev.key == key => errors.push(format!(
+                            "{DIGESTS}: key `{key}` appears twice (`{}` and `{digest}`); \
+                             expected each key once",
+                            prev.digest
+                        )),
+                        Some((prev, normal)) => errors.push(format!(
+                            "{DIGESTS}: keys `{}` and `{key}` name the same image \
+                             (`{normal}`); expected each image once",
+                            prev.key
+                        )),
+                        None => pins.push(pin),
+                    }
                 }
             }
         }
 
-        let only_defaults = match get(ONLY_DEFAULTS) {
+        let only_defaults = match &self.only_defaults {
             None => false,
             Some(raw) => match raw.trim() {
                 "true" => true,
@@ -262,46 +361,42 @@ impl Config {
                 prefix,
                 pins,
                 only_defaults,
+                by_reference,
+                by_component,
             })
         } else {
             Err(errors)
         }
     }
+}
 
-    /// The pin for an image, matched against its original (pre-rewrite)
-    /// reference. A reference key (one holding `:` or `/`) matches when it
-    /// equals `repository:tag`, either literally or once both are normalised
+impl Config<'_> {
+    /// The index in `pins` of the pin for an image, matched against its
+    /// original (pre-rewrite) reference. A reference key (one holding `:` or
+    /// `/`) matches when it equals `repository:tag` once both are normalised
     /// (`nginx:1.25` = `docker.io/library/nginx:1.25`); it wins over a
     /// component-name key. A component key matches `component` exactly, and
     /// only when `component_keys` is true.
-    pub fn pin_for(&self, img: &Image, component_keys: bool) -> Option<&Pin> {
-        let reference = format!("{}:{}", img.repository, img.tag);
-        let normal = normalise_reference(&reference);
-        self.pins
-            .iter()
-            .find(|p| {
-                p.is_reference()
-                    && (p.key == reference
-                        || normal.is_some() && normalise_reference(&p.key) == normal)
-            })
-            .or_else(|| {
-                component_keys
-                    .then(|| {
-                        self.pins
-                            .iter()
-                            .find(|p| !p.is_reference() && p.key == img.component)
-                    })
-                    .flatten()
-            })
+    pub fn pin_for(&self, img: &Image, component_keys: bool) -> Option<usize> {
+        if !self.by_reference.is_empty() {
+            let reference = format!("{}:{}", img.repository, img.tag);
+            let key = normalise_reference(&reference).unwrap_or(reference);
+            if let Some(&index) = self.by_reference.get(key.as_str()) {
+                return Some(index);
+            }
+        }
+        if component_keys {
+            self.by_component.get(img.component.as_str()).copied()
+        } else {
+            None
+        }
     }
 
     fn on_mirror(&self, host: Option<&str>, rest: &str) -> bool {
-        host.is_some_and(|h| h.eq_ignore_ascii_case(&self.registry))
-            && match &self.prefix {
+        host.is_some_and(|h| h.eq_ignore_ascii_case(self.registry))
+            && match self.prefix {
                 None => true,
-                Some(p) => rest
-                    .strip_prefix(p.as_str())
-                    .is_some_and(|r| r.starts_with('/')),
+                Some(p) => rest.strip_prefix(p).is_some_and(|r| r.starts_with('/')),
             }
     }
 
@@ -312,28 +407,37 @@ impl Config {
         if self.on_mirror(host, &rest) {
             return Ok(None);
         }
-        Ok(Some(match &self.prefix {
-            Some(p) => format!("{}/{p}/{rest}", self.registry),
-            None => format!("{}/{rest}", self.registry),
-        }))
+        // Joined by hand: `format!` cost more than the rest of the rewrite.
+        let prefix = self.prefix.unwrap_or_default();
+        let mut mirrored =
+            String::with_capacity(self.registry.len() + prefix.len() + rest.len() + 2);
+        mirrored.push_str(self.registry);
+        mirrored.push('/');
+        if !prefix.is_empty() {
+            mirrored.push_str(prefix);
+            mirrored.push('/');
+        }
+        mirrored.push_str(&rest);
+        Ok(Some(mirrored))
     }
 
     /// Apply the rewrite and pins to every image: same length, same order.
-    /// Returns the new list and the keys of pins that matched no image.
-    pub fn resolve(&self, images: Vec<Image>) -> Result<(Vec<Image>, Vec<String>), String> {
+    pub fn resolve(&self, images: Vec<Image>) -> Result<Resolution, String> {
         let mut used = vec![false; self.pins.len()];
+        let mut rewritten = 0;
         let mut out = Vec::with_capacity(images.len());
         for mut img in images {
             let keep_repo = self.only_defaults && img.explicit;
-            if let Some(pin) = self.pin_for(&img, !keep_repo) {
-                if let Some(i) = self.pins.iter().position(|p| p.key == pin.key) {
-                    used[i] = true;
-                }
-                img.digest = Some(pin.digest.clone());
+            if let Some(index) = self.pin_for(&img, !keep_repo) {
+                used[index] = true;
+                img.digest = Some(self.pins[index].digest.to_owned());
             }
             if !keep_repo {
                 match self.rewrite_repository(&img.repository) {
-                    Ok(Some(repo)) => img.repository = repo,
+                    Ok(Some(repo)) => {
+                        img.repository = repo;
+                        rewritten += 1;
+                    }
                     Ok(None) => {}
                     Err(why) => {
                         return Err(format!(
@@ -345,14 +449,18 @@ impl Config {
             }
             out.push(img);
         }
-        let unused = self
+        let unused_pins = self
             .pins
             .iter()
             .zip(used)
             .filter(|(_, u)| !u)
-            .map(|(p, _)| p.key.clone())
+            .map(|(p, _)| p.key.to_owned())
             .collect();
-        Ok((out, unused))
+        Ok(Resolution {
+            images: out,
+            rewritten,
+            unused_pins,
+        })
     }
 }
 
@@ -360,34 +468,57 @@ impl Config {
 /// the path after it, `library/` added for one-segment Docker Hub names.
 /// Fails only where no rewrite can make sense: an empty name, an empty path
 /// segment, or whitespace and control characters.
-pub fn split_repository(repository: &str) -> Result<(Option<&str>, String), String> {
-    if repository.is_empty() {
+pub fn split_repository(repository: &str) -> Result<(Option<&str>, Cow<'_, str>), String> {
+    // One pass over the bytes: this runs for every image of every call.
+    let bytes = repository.as_bytes();
+    let (mut blank, mut empty_segment, mut non_ascii) = (false, false, false);
+    let (mut first_slash, mut slashes) = (None, 0);
+    let mut previous = b'/';
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'/' => {
+                empty_segment |= previous == b'/';
+                first_slash.get_or_insert(i);
+                slashes += 1;
+            }
+            0x80.. => non_ascii = true,
+            _ => blank |= b.is_ascii_whitespace() || b.is_ascii_control(),
+        }
+        previous = b;
+    }
+    if bytes.is_empty() {
         return Err("is empty".into());
     }
-    if repository
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control())
+    if blank
+        || (non_ascii
+            && repository
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control()))
     {
         return Err("contains whitespace or control characters".into());
     }
-    let segments: Vec<&str> = repository.split('/').collect();
-    if segments.iter().any(|s| s.is_empty()) {
+    if empty_segment || previous == b'/' {
         return Err("has an empty path segment".into());
     }
-    let first = segments[0];
-    let is_host =
-        segments.len() > 1 && (first.contains('.') || first.contains(':') || first == "localhost");
-    let (host, path) = if is_host {
-        (Some(first), &segments[1..])
-    } else {
-        (None, &segments[..])
+    let (host, path, path_segments) = match first_slash {
+        Some(slash) if is_registry_host(&repository[..slash]) => (
+            Some(&repository[..slash]),
+            &repository[slash + 1..],
+            slashes,
+        ),
+        _ => (None, repository, slashes + 1),
     };
     let hub = host.is_none_or(|h| DOCKER_HUB.iter().any(|d| d.eq_ignore_ascii_case(h)));
-    let rest = path.join("/");
-    if hub && path.len() == 1 {
-        return Ok((host, format!("library/{rest}")));
+    if hub && path_segments == 1 {
+        return Ok((host, Cow::Owned(format!("library/{path}"))));
     }
-    Ok((host, rest))
+    Ok((host, Cow::Borrowed(path)))
+}
+
+/// Docker's rule for the first of several segments: a registry host when it
+/// holds a `.` or `:`, or is `localhost`.
+fn is_registry_host(segment: &str) -> bool {
+    segment == "localhost" || segment.bytes().any(|b| b == b'.' || b == b':')
 }
 
 /// `repo:tag` with Docker Hub names spelled out (`docker.io/library/x`);
@@ -422,8 +553,12 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    fn cfg(pairs: &[(&str, &str)]) -> Config {
-        Config::from_settings(settings(pairs)).unwrap()
+    fn parse(pairs: &[(&str, &str)]) -> Result<Config<'static>, Vec<String>> {
+        Box::leak(Box::new(Settings::read(settings(pairs)))).parse()
+    }
+
+    fn cfg(pairs: &[(&str, &str)]) -> Config<'static> {
+        parse(pairs).unwrap()
     }
 
     fn img(component: &str, repository: &str, tag: &str, explicit: bool) -> Image {
@@ -519,7 +654,11 @@ mod tests {
             img("calico-node", "quay.io/calico/node", "v3.29.0", false),
             img("pause", "registry.k8s.io/pause", "3.10", false),
         ];
-        let (out, unused) = c.resolve(input.clone()).unwrap();
+        let Resolution {
+            images: out,
+            unused_pins: unused,
+            ..
+        } = c.resolve(input.clone()).unwrap();
         assert_eq!(out.len(), 3);
         assert_eq!(
             out[0].repository,
@@ -542,12 +681,68 @@ mod tests {
     }
 
     #[test]
+    fn resolve_counts_rewritten_repositories() {
+        let c = cfg(&[(REGISTRY, "m.local")]);
+        let resolution = c
+            .resolve(vec![
+                img("a", "registry.k8s.io/a", "1", false),
+                img("b", "m.local/b", "1", false),
+            ])
+            .unwrap();
+        assert_eq!(resolution.rewritten, 1);
+    }
+
+    #[test]
+    fn a_pin_for_every_image_of_a_large_list() {
+        let digest = |i: usize| format!("sha256:{i:064x}");
+        let pins: Vec<String> = (0..1000)
+            .map(|i| match i % 2 {
+                0 => format!("c{i}={}", digest(i)),
+                _ => format!("registry.k8s.io/c{i}:v{i}={}", digest(i)),
+            })
+            .collect();
+        let c = cfg(&[(REGISTRY, "m.local"), (DIGESTS, &pins.join("\n"))]);
+        let images = (0..1000)
+            .map(|i| {
+                img(
+                    &format!("c{i}"),
+                    &format!("registry.k8s.io/c{i}"),
+                    &format!("v{i}"),
+                    false,
+                )
+            })
+            .collect();
+        let resolution = c.resolve(images).unwrap();
+        assert!(resolution.unused_pins.is_empty());
+        for (i, image) in resolution.images.iter().enumerate() {
+            assert_eq!(image.digest, Some(digest(i)), "{}", image.component);
+        }
+    }
+
+    #[test]
+    fn two_keys_for_the_same_image_are_refused() {
+        let e = parse(&[
+            (REGISTRY, "m.local"),
+            (
+                DIGESTS,
+                &format!("nginx:1.25={D1},docker.io/library/nginx:1.25={D2}"),
+            ),
+        ])
+        .unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].contains("`nginx:1.25` and `docker.io/library/nginx:1.25` name the same image"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn reference_pin_matches_normalised_and_beats_component_pin() {
         let c = cfg(&[
             (REGISTRY, "m.local"),
             (DIGESTS, &format!("web={D1},nginx:1.25={D2}")),
         ]);
-        let (out, _) = c
+        let Resolution { images: out, .. } = c
             .resolve(vec![img("web", "docker.io/library/nginx", "1.25", false)])
             .unwrap();
         assert_eq!(out[0].digest.as_deref(), Some(D2));
@@ -564,7 +759,11 @@ mod tests {
                 &format!("coredns={D1},quay.io/example/coredns:1.12.0={D2},kube-proxy={D1}"),
             ),
         ]);
-        let (out, unused) = c
+        let Resolution {
+            images: out,
+            unused_pins: unused,
+            ..
+        } = c
             .resolve(vec![
                 img("coredns", "quay.io/example/coredns", "1.12.0", true),
                 img("kube-proxy", "registry.k8s.io/kube-proxy", "v1.33.0", false),
@@ -583,7 +782,7 @@ mod tests {
             only_defaults: false,
             ..c
         };
-        let (out, _) = c
+        let Resolution { images: out, .. } = c
             .resolve(vec![img(
                 "coredns",
                 "quay.io/example/coredns",
@@ -596,7 +795,7 @@ mod tests {
 
     #[test]
     fn settings_errors_name_key_value_and_expectation() {
-        let err = Config::from_settings(|_| None).unwrap_err();
+        let err = Settings::default().parse().unwrap_err();
         assert_eq!(err.len(), 1);
         assert!(err[0].starts_with("registry: missing"), "{err:?}");
 
@@ -611,7 +810,7 @@ mod tests {
             "[::1",
             "[zz]:5000",
         ] {
-            let e = Config::from_settings(settings(&[(REGISTRY, bad)])).unwrap_err();
+            let e = parse(&[(REGISTRY, bad)]).unwrap_err();
             assert!(
                 e[0].starts_with("registry:") && e[0].contains(bad),
                 "{bad}: {e:?}"
@@ -625,13 +824,10 @@ mod tests {
             "[::1]:5000",
             "[fd00::1]",
         ] {
-            assert!(
-                Config::from_settings(settings(&[(REGISTRY, good)])).is_ok(),
-                "{good}"
-            );
+            assert!(parse(&[(REGISTRY, good)]).is_ok(), "{good}");
         }
 
-        let e = Config::from_settings(settings(&[
+        let e = parse(&[
             (REGISTRY, "m.local"),
             (PREFIX, "Bad Prefix"),
             (
@@ -639,7 +835,7 @@ mod tests {
                 &format!("noequals, =sha256:x,a=sha256:ABC,b={D1},b={D2}"),
             ),
             (ONLY_DEFAULTS, "yes"),
-        ]))
+        ])
         .unwrap_err();
         assert_eq!(e.len(), 6, "{e:#?}");
         assert!(e[0].starts_with("prefix:") && e[0].contains("Bad Prefix"));
@@ -654,16 +850,10 @@ mod tests {
     fn prefix_grammar() {
         for good in ["plinth", "a/b", "k8s.io", "a__b", "a--b", "a_b"] {
             assert!(is_path_component(good) || good.contains('/'), "{good}");
-            assert!(
-                Config::from_settings(settings(&[(REGISTRY, "m"), (PREFIX, good)])).is_ok(),
-                "{good}"
-            );
+            assert!(parse(&[(REGISTRY, "m"), (PREFIX, good)]).is_ok(), "{good}");
         }
         for bad in ["A", "a..b", "a___b", "-a", "a-", "a b", "a//b"] {
-            assert!(
-                Config::from_settings(settings(&[(REGISTRY, "m"), (PREFIX, bad)])).is_err(),
-                "{bad}"
-            );
+            assert!(parse(&[(REGISTRY, "m"), (PREFIX, bad)]).is_err(), "{bad}");
         }
     }
 }
