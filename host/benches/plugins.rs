@@ -8,7 +8,8 @@
 //! - `plugin_load/*`: compiling a component vs loading it from the cache.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
 //!   alone (baseline), followed by the `rewrite` guest twice (the host's
-//!   share), and by two real plugins (airgap-mirror, then a digest pin).
+//!   share), and by two shipped plugins: airgap-mirror rewriting to a
+//!   mirror, then airgap-mirror again pinning a digest for every image.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -143,11 +144,19 @@ fn image_resolve_chain(c: &mut Criterion) {
         "airgap-mirror",
         "registry = \"mirror.local:5000\"\nprefix = \"k8s\"",
     );
+    let pins: Vec<String> = images(1000)
+        .iter()
+        .enumerate()
+        .map(|(i, image)| format!("{}=sha256:{i:064x}", image.component))
+        .collect();
     let pin = install(
         dir.path(),
         "30-pin",
-        "scripted",
-        &format!("\"images.digest\" = \"sha256:{}\"", "c".repeat(64)),
+        "airgap-mirror",
+        &format!(
+            "registry = \"mirror.local:5000\"\nprefix = \"k8s\"\ndigests = \"{}\"",
+            pins.join(",")
+        ),
     );
     let rewrite = install(dir.path(), "10-rewrite", "rewrite", "");
     let rewrite = Plugin::load(&runtime, &cache, &rewrite).unwrap();

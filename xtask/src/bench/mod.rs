@@ -57,7 +57,8 @@ pub fn run() -> Result<()> {
         baseline_name: "built-in alone".to_owned(),
     });
     rows.push(Row {
-        name: "1000 images, built-in + mirror + pin".to_owned(),
+        name: "1000 images, built-in + airgap-mirror (rewrite) + airgap-mirror (1000 pins)"
+            .to_owned(),
         ours: estimate("image_resolve_chain/two_plugins")?,
         baseline: estimate("image_resolve_chain/builtin_only")?,
         baseline_name: "built-in alone".to_owned(),
