@@ -207,8 +207,10 @@ fn is_alnum_lower(c: u8) -> bool {
 fn is_sha256_digest(s: &str) -> bool {
     s.strip_prefix("sha256:").is_some_and(|h| {
         h.len() == 64
+            // A fold rather than `all`: without an early exit the loop
+            // compiles to SIMD, and every pin of a large list is valid.
             && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                .fold(true, |ok, b| ok & (b.is_ascii_digit() | (b'a'..=b'f').contains(&b)))
     })
 }
 
@@ -274,9 +276,11 @@ impl Settings {
         let mut by_reference = HashMap::default();
         let mut by_component = HashMap::default();
         if let Some(raw) = &self.digests {
-            let entries = raw.bytes().filter(|&b| b == b',' || b == b'\n').count() + 1;
-            pins.reserve(entries);
-            by_component.reserve(entries);
+            // At most one entry per `k=sha256:<64 hex>`, 73 bytes or more:
+            // cheaper than counting the separators.
+            let most_entries = raw.len() / 73 + 1;
+            pins.reserve(most_entries);
+            by_component.reserve(most_entries);
             // `lines` then `split(',')`: single-byte searches; splitting on
             // a set of chars decodes every char of a 1000-pin setting.
             for entry in raw
@@ -400,9 +404,29 @@ impl Config<'_> {
             }
     }
 
+    /// `repository` starts with `<registry>/<prefix>/` exactly as configured.
+    /// Tried before splitting, which costs more, because every image a
+    /// second instance (a pin-only one) or a second run sees is in that
+    /// state. Plinth has checked every repository it hands a plugin, so
+    /// the rest needs no checking here.
+    fn spelled_as_on_mirror(&self, repository: &str) -> bool {
+        is_registry_host(self.registry)
+            && repository
+                .strip_prefix(self.registry)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .and_then(|rest| match self.prefix {
+                    None => Some(rest),
+                    Some(prefix) => rest.strip_prefix(prefix)?.strip_prefix('/'),
+                })
+                .is_some_and(|path| !path.is_empty())
+    }
+
     /// The mirror repository for `repository`, or `None` when it is already
     /// on the mirror.
     pub fn rewrite_repository(&self, repository: &str) -> Result<Option<String>, String> {
+        if self.spelled_as_on_mirror(repository) {
+            return Ok(None);
+        }
         let (host, rest) = split_repository(repository)?;
         if self.on_mirror(host, &rest) {
             return Ok(None);
@@ -622,6 +646,11 @@ mod tests {
         let c = cfg(&[(REGISTRY, "r.local"), (PREFIX, "plinth")]);
         assert_eq!(rw(&c, "r.local/other/x"), "r.local/plinth/other/x");
         assert_eq!(rw(&c, "r.local/plinthx/x"), "r.local/plinth/plinthx/x");
+        assert_eq!(rw(&c, "r.local/plinth"), "r.local/plinth/plinth");
+        // A registry without `.` or `:` is not a host by Docker's rule, so
+        // `m/k8s/x` is a Docker Hub image even when it looks mirrored.
+        let c = cfg(&[(REGISTRY, "m"), (PREFIX, "k8s")]);
+        assert_eq!(rw(&c, "m/k8s/x"), "m/k8s/m/k8s/x");
     }
 
     #[test]
