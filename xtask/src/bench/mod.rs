@@ -57,8 +57,7 @@ pub fn run() -> Result<()> {
         baseline_name: "built-in alone".to_owned(),
     });
     rows.push(Row {
-        name: "1000 images, built-in + airgap-mirror (rewrite) + airgap-mirror (1000 pins)"
-            .to_owned(),
+        name: "1000 images, built-in + airgap-mirror + airgap-mirror pinning all".to_owned(),
         ours: estimate("image_resolve_chain/two_plugins")?,
         baseline: estimate("image_resolve_chain/builtin_only")?,
         baseline_name: "built-in alone".to_owned(),
@@ -88,13 +87,14 @@ fn median(criterion: &Path, id: &str) -> Result<Duration> {
 }
 
 fn print_table(rows: &[Row]) {
+    let width = rows.iter().map(|row| row.name.len()).max().unwrap_or(0);
     println!(
-        "\n{:<36} {:>12} {:>12}  {:>8}  baseline",
+        "\n{:<width$} {:>12} {:>12}  {:>8}  baseline",
         "benchmark", "ours", "baseline", "ratio"
     );
     for row in rows {
         println!(
-            "{:<36} {:>12} {:>12}  {:>7.1}x  {}",
+            "{:<width$} {:>12} {:>12}  {:>7.2}x  {}",
             row.name,
             human(row.ours),
             human(row.baseline),
