@@ -1,9 +1,11 @@
-//! The input digest of a journal entry: `sha256:` and the hex sha256 of a
-//! compact, canonical binary encoding of the value.
+//! The input digest of a journal entry: `blake3:` and the hex BLAKE3 hash
+//! of a compact, canonical binary encoding of the value.
 //!
-//! Not JSON: the digest is taken once per participant of every chain, and
-//! for a list of 1000 images JSON's byte-by-byte string escaping cost more
-//! than the hash (about 0.3 ms a digest, against 0.06 ms here). The encoding
+//! The digest is taken once per participant of every chain, so it is built
+//! for speed. Not JSON: for a list of 1000 images JSON's byte-by-byte string
+//! escaping cost more than hashing (about 0.3 ms a digest with sha256 over
+//! JSON, 0.085 ms with sha256 over this encoding, 0.05 ms with BLAKE3, whose
+//! SIMD hashes the list's 70 KB several chunks at a time). The encoding
 //! copies strings as they are, behind their length, and stays unambiguous:
 //! every value starts with a tag byte, strings and bytes carry their length,
 //! sequences and maps are closed by a byte no value starts with, and a
@@ -13,15 +15,14 @@
 
 use serde::Serialize;
 use serde::ser::{self, SerializeMap, SerializeSeq, SerializeStruct};
-use sha2::{Digest, Sha256};
 
-/// `sha256:<hex>` of `input`'s canonical encoding.
+/// `blake3:<hex>` of `input`'s canonical encoding.
 pub fn digest<T: Serialize + ?Sized>(input: &T) -> String {
     let mut encoder = Encoder::default();
     input
         .serialize(&mut encoder)
         .expect("hook inputs are plain data and always encode");
-    format!("sha256:{}", hex::encode(Sha256::digest(&encoder.out)))
+    format!("blake3:{}", blake3::hash(&encoder.out).to_hex())
 }
 
 mod tag {
@@ -387,12 +388,12 @@ mod tests {
     }
 
     #[test]
-    fn digest_is_sha256_of_the_encoding() {
+    fn digest_is_blake3_of_the_encoding() {
         let value = vec!["a".to_owned(), "bc".to_owned()];
         assert_eq!(encoded(&value), b"[s\x01as\x02bc;");
         assert_eq!(
             digest(&value),
-            format!("sha256:{}", hex::encode(Sha256::digest(b"[s\x01as\x02bc;")))
+            format!("blake3:{}", blake3::hash(b"[s\x01as\x02bc;").to_hex())
         );
     }
 
