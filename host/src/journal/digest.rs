@@ -93,6 +93,16 @@ impl ser::Error for EncodeError {
     }
 }
 
+/// Narrow numbers encode as their widest kind: a digest tells values apart,
+/// and the width is in the type.
+macro_rules! widen {
+    ($($method:ident($narrow:ty) => $wide:ident),+ $(,)?) => {$(
+        fn $method(self, value: $narrow) -> Result<(), EncodeError> {
+            self.$wide(value.into())
+        }
+    )+};
+}
+
 impl ser::Serializer for &mut Encoder {
     type Ok = ();
     type Error = EncodeError;
@@ -109,38 +119,21 @@ impl ser::Serializer for &mut Encoder {
         Ok(())
     }
 
-    fn serialize_i8(self, value: i8) -> Result<(), EncodeError> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i16(self, value: i16) -> Result<(), EncodeError> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i32(self, value: i32) -> Result<(), EncodeError> {
-        self.serialize_i64(value.into())
-    }
-
-    fn serialize_i64(self, value: i64) -> Result<(), EncodeError> {
-        self.serialize_i128(value.into())
+    widen! {
+        serialize_i8(i8) => serialize_i128,
+        serialize_i16(i16) => serialize_i128,
+        serialize_i32(i32) => serialize_i128,
+        serialize_i64(i64) => serialize_i128,
+        serialize_u8(u8) => serialize_u64,
+        serialize_u16(u16) => serialize_u64,
+        serialize_u32(u32) => serialize_u64,
+        serialize_f32(f32) => serialize_f64,
     }
 
     fn serialize_i128(self, value: i128) -> Result<(), EncodeError> {
         self.out.push(tag::SIGNED);
         self.out.extend_from_slice(&value.to_le_bytes());
         Ok(())
-    }
-
-    fn serialize_u8(self, value: u8) -> Result<(), EncodeError> {
-        self.serialize_u64(value.into())
-    }
-
-    fn serialize_u16(self, value: u16) -> Result<(), EncodeError> {
-        self.serialize_u64(value.into())
-    }
-
-    fn serialize_u32(self, value: u32) -> Result<(), EncodeError> {
-        self.serialize_u64(value.into())
     }
 
     fn serialize_u64(self, value: u64) -> Result<(), EncodeError> {
@@ -151,10 +144,6 @@ impl ser::Serializer for &mut Encoder {
 
     fn serialize_u128(self, value: u128) -> Result<(), EncodeError> {
         self.serialize_i128(i128::try_from(value).map_err(ser::Error::custom)?)
-    }
-
-    fn serialize_f32(self, value: f32) -> Result<(), EncodeError> {
-        self.serialize_f64(value.into())
     }
 
     fn serialize_f64(self, value: f64) -> Result<(), EncodeError> {
