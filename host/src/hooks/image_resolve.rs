@@ -21,6 +21,9 @@ use crate::plugin::{CallFailure, Plugin, PluginSet};
 /// Most images a participant may return.
 pub const MAX_IMAGES: usize = 10_000;
 
+/// Longest component name: a DNS label, as the catalog's names are.
+pub const MAX_COMPONENT_BYTES: usize = 63;
+
 /// A participant of image-resolve.
 pub trait ImageResolver: Participant {
     /// The next list, or `Err(reason)` to refuse.
@@ -168,10 +171,13 @@ fn check_answer(
     Ok(changed)
 }
 
-/// Check the reference fields of `image` that differ from `before`, an
-/// image already checked (all of them when there is none).
+/// Check the fields of `image` that differ from `before`, an image already
+/// checked (all of them when there is none).
 fn check_changed_fields(image: &Image, before: Option<&Image>) -> Result<(), String> {
     let changed = |field: fn(&Image) -> &str| before.is_none_or(|b| field(b) != field(image));
+    if changed(|i| &i.component) {
+        check_component(&image.component)?;
+    }
     if changed(|i| &i.repository) {
         reference::check_repository(&image.repository)?;
     }
@@ -183,6 +189,26 @@ fn check_changed_fields(image: &Image, before: Option<&Image>) -> Result<(), Str
             reference::check_digest(digest)
         }
         _ => Ok(()),
+    }
+}
+
+/// A component name is a DNS label (`kube-proxy`): it names files, log
+/// fields and `images.lock` lines, so a plugin that adds images may not
+/// make it arbitrary text.
+fn check_component(component: &str) -> Result<(), String> {
+    let bytes = component.as_bytes();
+    let label = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let valid = (1..=MAX_COMPONENT_BYTES).contains(&bytes.len())
+        && bytes.first().is_some_and(label)
+        && bytes.last().is_some_and(label)
+        && bytes.iter().all(|b| label(b) || *b == b'-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "the component name is not 1 to {MAX_COMPONENT_BYTES} lowercase letters, digits \
+             and inner `-`"
+        ))
     }
 }
 
@@ -272,6 +298,27 @@ mod tests {
         let message = refusal(&current, &replaced, false);
         assert!(message.contains("added [\"c\"]"), "{message}");
         assert_eq!(check_answer(&current, &replaced, true).unwrap(), 1);
+    }
+
+    #[test]
+    fn an_added_component_must_be_a_dns_label() {
+        let current = list(&["a"]);
+        for bad in [
+            "",
+            "Upper",
+            "-lead",
+            "trail-",
+            "with space",
+            &"x".repeat(64),
+        ] {
+            let mut next = current.clone();
+            next.push(image(bad));
+            let message = refusal(&current, &next, true);
+            assert!(message.contains("component name"), "{bad:?}: {message}");
+        }
+        let mut next = current.clone();
+        next.push(image(&format!("kube-{}", "x".repeat(58))));
+        assert_eq!(check_answer(&current, &next, true).unwrap(), 1);
     }
 
     #[test]
