@@ -14,7 +14,7 @@
 //! are encoded by index, so a digest compares inputs of one Plinth version.
 
 use serde::Serialize;
-use serde::ser::{self, SerializeMap, SerializeSeq, SerializeStruct};
+use serde::ser::{self, SerializeMap, SerializeSeq};
 
 /// `blake3:<hex>` of `input`'s canonical encoding.
 pub fn digest<T: Serialize + ?Sized>(input: &T) -> String {
@@ -314,48 +314,35 @@ impl SerializeMap for &mut Encoder {
     }
 }
 
-impl SerializeStruct for &mut Encoder {
-    type Ok = ();
-    type Error = EncodeError;
+/// Structs and struct variants alike: fields in order, a marker for a
+/// skipped one.
+macro_rules! as_struct {
+    ($($trait:ident),+) => {$(
+        impl ser::$trait for &mut Encoder {
+            type Ok = ();
+            type Error = EncodeError;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        _key: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
-        value.serialize(&mut **self)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                _key: &'static str,
+                value: &T,
+            ) -> Result<(), EncodeError> {
+                value.serialize(&mut **self)
+            }
 
-    fn skip_field(&mut self, _key: &'static str) -> Result<(), EncodeError> {
-        self.out.push(tag::SKIPPED);
-        Ok(())
-    }
+            fn skip_field(&mut self, _key: &'static str) -> Result<(), EncodeError> {
+                self.out.push(tag::SKIPPED);
+                Ok(())
+            }
 
-    fn end(self) -> Result<(), EncodeError> {
-        self.close()
-    }
+            fn end(self) -> Result<(), EncodeError> {
+                self.close()
+            }
+        }
+    )+};
 }
 
-impl ser::SerializeStructVariant for &mut Encoder {
-    type Ok = ();
-    type Error = EncodeError;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), EncodeError> {
-        SerializeStruct::serialize_field(self, key, value)
-    }
-
-    fn skip_field(&mut self, key: &'static str) -> Result<(), EncodeError> {
-        SerializeStruct::skip_field(self, key)
-    }
-
-    fn end(self) -> Result<(), EncodeError> {
-        self.close()
-    }
-}
+as_struct!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
