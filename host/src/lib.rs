@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod controller;
 mod error;
 pub mod hooks;
@@ -16,6 +17,7 @@ pub mod node;
 pub mod pki;
 pub mod plugin;
 pub mod report;
+pub mod run;
 pub mod stage;
 
 pub use error::{Error, ExitCode};

@@ -86,8 +86,15 @@ pub struct Effective {
     pub api: Api,
     pub network: Network,
     pub storage: Storage,
+    pub readiness: Readiness,
     pub pki: Pki,
     pub images: Images,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Readiness {
+    /// Every check must be ready within this long of etcd's start.
+    pub timeout: std::time::Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -282,6 +289,7 @@ fn resolve(
     let api = spec.api.unwrap_or_default();
     let network = spec.network.unwrap_or_default();
     let storage = spec.storage.unwrap_or_default();
+    let readiness = spec.readiness.unwrap_or_default();
     let pki = spec.pki.unwrap_or_default();
     let images = spec.images.unwrap_or_default();
     let defaulted = "is always set by the embedded default";
@@ -391,6 +399,9 @@ fn resolve(
                 .expect(defaulted),
         },
         storage,
+        readiness: Readiness {
+            timeout: readiness.timeout.expect(defaulted).as_std(),
+        },
         pki,
         images: Images {
             repository,

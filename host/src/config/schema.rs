@@ -48,9 +48,19 @@ pub struct Spec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ReadinessSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub images: Option<ImagesSpec>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadinessSpec {
+    /// How long run mode waits for every readiness check before it gives up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

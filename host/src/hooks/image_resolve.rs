@@ -12,7 +12,7 @@ pub use crate::plugin::bindings::exports::plinth::bootstrap::image_resolve::{
     Image, Origin, PullPolicy,
 };
 
-use super::{Answer, Hook, HookError, Outcome, Participant, check_text, run_chain};
+use super::{Answer, Hook, HookError, Outcome, Participant, check_text, is_dns_label, run_chain};
 use crate::config::Config;
 use crate::images::{self, Catalog, Selection, reference};
 use crate::journal::Journal;
@@ -22,7 +22,7 @@ use crate::plugin::{CallFailure, Plugin, PluginSet};
 pub const MAX_IMAGES: usize = 10_000;
 
 /// Longest component name: a DNS label, as the catalog's names are.
-pub const MAX_COMPONENT_BYTES: usize = 63;
+pub const MAX_COMPONENT_BYTES: usize = super::MAX_DNS_LABEL_BYTES;
 
 /// A participant of image-resolve.
 pub trait ImageResolver: Participant {
@@ -196,13 +196,7 @@ fn check_changed_fields(image: &Image, before: Option<&Image>) -> Result<(), Str
 /// fields and `images.lock` lines, so a plugin that adds images may not
 /// make it arbitrary text.
 fn check_component(component: &str) -> Result<(), String> {
-    let bytes = component.as_bytes();
-    let label = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let valid = (1..=MAX_COMPONENT_BYTES).contains(&bytes.len())
-        && bytes.first().is_some_and(label)
-        && bytes.last().is_some_and(label)
-        && bytes.iter().all(|b| label(b) || *b == b'-');
-    if valid {
+    if is_dns_label(component) {
         Ok(())
     } else {
         Err(format!(

@@ -17,6 +17,7 @@ pub mod image_resolve;
 pub mod join_decision;
 pub mod post_pki;
 pub mod pre_init;
+pub mod readiness;
 
 use std::fmt;
 use std::str::FromStr;
@@ -31,6 +32,9 @@ use crate::plugin::{CallFailure, Finding, Plugin, Severity};
 pub const MAX_FINDINGS: usize = 10_000;
 /// Longest text field a participant may return (a message, a reason, ...).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Longest name a participant may give something that names files, log
+/// fields or checks: a DNS label (RFC 1123).
+pub const MAX_DNS_LABEL_BYTES: usize = 63;
 
 /// The hooks of the contract, in bootstrap order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -327,4 +331,14 @@ pub(crate) fn check_text(what: &str, text: &str) -> Result<(), CallFailure> {
         )));
     }
     Ok(())
+}
+
+/// 1 to 63 lowercase letters, digits and inner `-` (an RFC 1123 label).
+pub(crate) fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let label = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=MAX_DNS_LABEL_BYTES).contains(&bytes.len())
+        && bytes.first().is_some_and(label)
+        && bytes.last().is_some_and(label)
+        && bytes.iter().all(|b| label(b) || *b == b'-')
 }

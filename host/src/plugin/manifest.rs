@@ -7,9 +7,33 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::PluginError;
+use super::allow_urls::AllowUrls;
 use super::engine::MAX_MEMORY_MIB;
 use super::sandbox::Limits;
 use crate::hooks::{FailurePolicy, Hook};
+
+/// How long one readiness probe may take when the manifest does not say.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The client certificates a manifest may have the host present on its
+/// plugin's probes. Short on purpose: none of them grants more than a
+/// health check (`admin` or `apiserver-kubelet-client`, in
+/// `system:masters`, never will be).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum ClientCertificate {
+    /// etcd's health-check client: `GET /health` of an etcd member.
+    #[serde(rename = "etcd/healthcheck-client")]
+    EtcdHealthcheckClient,
+}
+
+impl ClientCertificate {
+    /// The certificate's name in the PKI set (`pki/<name>.crt`, `.key`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EtcdHealthcheckClient => "etcd/healthcheck-client",
+        }
+    }
+}
 
 /// A plugin's manifest, as written. Every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -26,8 +50,14 @@ pub struct Manifest {
     pub sha256: Option<String>,
     /// May this plugin add or drop images in image-resolve?
     pub allow_image_set_change: Option<bool>,
-    /// URLs a readiness plugin may have the host GET for it.
-    pub allow_urls: Option<Vec<String>>,
+    /// URLs a readiness plugin may have the host GET (prefixes admitted).
+    #[serde(default)]
+    pub allow_urls: AllowUrls,
+    /// The client certificate the host presents when it probes an https URL
+    /// for this plugin; none by default.
+    pub client_certificate: Option<ClientCertificate>,
+    /// How long one probe of a readiness check may take.
+    pub probe_timeout_ms: Option<u64>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
 }
@@ -68,6 +98,14 @@ impl Manifest {
         if self.timeout_ms == Some(0) || self.timeout_ms.is_some_and(|ms| ms > 60_000) {
             return Err(bad("timeout-ms must be between 1 and 60000".to_owned()));
         }
+        if self
+            .probe_timeout_ms
+            .is_some_and(|ms| ms == 0 || ms > 60_000)
+        {
+            return Err(bad(
+                "probe-timeout-ms must be between 1 and 60000".to_owned()
+            ));
+        }
         if let Some(mib) = self
             .memory_mib
             .filter(|mib| *mib == 0 || *mib > MAX_MEMORY_MIB)
@@ -77,6 +115,11 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    pub fn probe_timeout(&self) -> Duration {
+        self.probe_timeout_ms
+            .map_or(DEFAULT_PROBE_TIMEOUT, Duration::from_millis)
     }
 
     pub fn limits(&self) -> Limits {

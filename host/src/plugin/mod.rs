@@ -7,6 +7,7 @@
 //! plugin stops the run before any phase. Each hook call then instantiates
 //! the plugin afresh from its `InstancePre`.
 
+mod allow_urls;
 pub mod bindings;
 mod cache;
 mod contract;
@@ -22,11 +23,12 @@ use sha2::{Digest, Sha256};
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
 
+pub use allow_urls::{AllowUrls, parse_probe_url};
 pub use bindings::plinth::bootstrap::types::{Finding, Metadata, Severity};
 pub use cache::{Cache, LoadKind};
 pub use contract::CONTRACT_VERSION;
 pub use engine::{Allocation, Runtime};
-pub use manifest::Manifest;
+pub use manifest::{ClientCertificate, DEFAULT_PROBE_TIMEOUT, Manifest};
 pub use sandbox::{CallFailure, Limits};
 
 use bindings::exports::plinth::bootstrap as exports;
@@ -113,8 +115,7 @@ struct Exports {
     join_decision: Option<exports::join_decision::GuestIndices>,
     post_pki: Option<exports::post_pki::GuestIndices>,
     image_resolve: Option<exports::image_resolve::GuestIndices>,
-    // Readiness runs in run mode, which this build does not have: its
-    // export is recognised (for `plugins plan`) but never called.
+    readiness: Option<exports::readiness::GuestIndices>,
 }
 
 /// A loaded, validated plugin.
@@ -345,6 +346,7 @@ impl HookExports<'_> {
     hook_export!(join_decision, join_decision, join_decision, "join-decision");
     hook_export!(post_pki, post_pki, post_pki, "post-pki");
     hook_export!(image_resolve, image_resolve, image_resolve, "image-resolve");
+    hook_export!(readiness, readiness, readiness, "readiness");
 }
 
 impl Exports {
@@ -363,6 +365,9 @@ impl Exports {
                 .transpose()?,
             image_resolve: has(Hook::ImageResolve)
                 .then(|| exports::image_resolve::GuestIndices::new(pre))
+                .transpose()?,
+            readiness: has(Hook::Readiness)
+                .then(|| exports::readiness::GuestIndices::new(pre))
                 .transpose()?,
         })
     }
