@@ -6,6 +6,9 @@
 //!   airgap-mirror, with the pooled runtime Plinth uses and with an
 //!   on-demand runtime as the baseline.
 //! - `plugin_load/*`: compiling a component vs loading it from the cache.
+//! - `readiness_evaluate/*`: one readiness `evaluate` of the shipped
+//!   quorum-guard (its `voters` check, with the cluster facts and 150 kernel
+//!   modules in the observation, as a real node has), pooled vs on demand.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
 //!   alone (baseline), followed by the `rewrite` guest twice (the host's
 //!   share), and by two shipped plugins: airgap-mirror rewriting to a
@@ -20,6 +23,7 @@ use std::path::{Path, PathBuf};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use plinth::hooks::Participant;
 use plinth::hooks::image_resolve::{self, Image, ImageResolver, Origin, PullPolicy};
+use plinth::hooks::readiness::{self, ClusterFacts, Observation, ProbeResult};
 use plinth::journal::Journal;
 use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime};
 
@@ -182,5 +186,52 @@ fn image_resolve_chain(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hook_call, plugin_load, image_resolve_chain);
+/// One `evaluate` of quorum-guard's `voters` check, as the readiness phase
+/// makes it: instantiate, call with a full observation, drop the Store.
+fn readiness_evaluate(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = install(
+        dir.path(),
+        "40-quorum-guard",
+        "quorum-guard",
+        "min-voters = \"3\"",
+    );
+    let seen = Observation {
+        status: None,
+        body: String::new(),
+        error: None,
+        attempt: 7,
+        cluster: Some(ClusterFacts {
+            members: 3,
+            voters: 3,
+            learners: 0,
+            this_node_voter: true,
+            cluster_id: 0x8e9e_05c5_2164_694d,
+        }),
+        kernel_modules: Some((0..150).map(|i| format!("module_{i}")).collect()),
+    };
+    let mut group = c.benchmark_group("readiness_evaluate");
+    for (allocation_name, allocation) in [
+        ("pooled", Allocation::Pooled),
+        ("on_demand", Allocation::OnDemand),
+    ] {
+        let runtime = Runtime::with_allocation(allocation).unwrap();
+        let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), &wasm).unwrap();
+        group.bench_function(format!("quorum_guard_{allocation_name}"), |b| {
+            b.iter(|| {
+                let verdict = readiness::verdict_of(&plugin, "voters", black_box(&seen)).unwrap();
+                assert_eq!(verdict, ProbeResult::Ready);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    hook_call,
+    plugin_load,
+    readiness_evaluate,
+    image_resolve_chain
+);
 criterion_main!(benches);

@@ -19,6 +19,7 @@ pub mod plugin;
 pub mod report;
 pub mod run;
 pub mod stage;
+pub mod status;
 
 pub use error::{Error, ExitCode};
 

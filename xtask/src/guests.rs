@@ -11,6 +11,7 @@ use crate::{cargo, exec, root, target_dir};
 const WORKSPACE_GUESTS: &[&str] = &[
     "cert-audit",
     "airgap-mirror",
+    "quorum-guard",
     "scripted",
     "other-contract",
     "rewrite",

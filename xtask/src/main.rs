@@ -47,7 +47,14 @@ fn test() -> Result<()> {
     // crates have none, and a run closing on "0 passed" would read as if
     // nothing had been tested.
     let targets = ["--lib", "--bins", "--tests"];
-    let packages = ["plinth", "xtask", "cert-audit", "airgap-mirror", "scripted"];
+    let packages = [
+        "plinth",
+        "xtask",
+        "cert-audit",
+        "airgap-mirror",
+        "quorum-guard",
+        "scripted",
+    ];
     let mut args = vec!["test"];
     packages
         .iter()

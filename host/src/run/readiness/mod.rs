@@ -39,14 +39,14 @@ use url::Url;
 pub use board::{Board, CheckId, Phase, State, Table, View};
 pub use builtin::EtcdAccess;
 pub use kernel_modules::KernelModules;
-pub use probe::{ProbeSetupError, Seen};
+pub use probe::{ProbeSetupError, Prober, Seen, TrustedCas};
 pub use render::Report;
 
 use board::FailureCause;
 use builtin::{EtcdTask, PlinthApiTask};
 use notify::Notifier;
 use plugin_check::{CheckPlan, Lane, PluginCheckTask};
-use probe::{ClientIdentity, Prober, TrustedCas};
+use probe::ClientIdentity;
 use progress::Progress;
 
 use crate::hooks::{FailurePolicy, Hook};

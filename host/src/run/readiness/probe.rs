@@ -133,7 +133,16 @@ impl Prober {
 
     /// GET `url`; never fails: what went wrong is part of what was seen.
     pub async fn get(&self, url: &Url) -> Seen {
-        let mut response = match self.client.get(url.clone()).send().await {
+        self.get_as(url, "*/*").await
+    }
+
+    /// GET `url` with `Accept: <accept>`.
+    pub async fn get_as(&self, url: &Url, accept: &str) -> Seen {
+        let request = self
+            .client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, accept);
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
                 return Seen {
