@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod controller;
 mod error;
+pub mod error_class;
 pub mod hooks;
 pub mod images;
 pub mod join;
@@ -16,6 +17,7 @@ pub mod node;
 pub mod pki;
 pub mod plugin;
 pub mod report;
+pub mod run;
 pub mod stage;
 
 pub use error::{Error, ExitCode};

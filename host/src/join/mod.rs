@@ -1,7 +1,12 @@
 //! What the create-or-join decision is made from: storage state and the
 //! join token.
 
+pub mod bundle;
+pub mod client;
+pub mod pinned_tls;
+pub mod record;
 pub mod token;
+pub mod wire;
 
 use std::path::Path;
 
