@@ -17,6 +17,10 @@ impl GoDuration {
         }
     }
 
+    pub fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds)
+    }
+
     pub fn as_time(self) -> time::Duration {
         time::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX))
     }

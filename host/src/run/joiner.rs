@@ -124,3 +124,18 @@ pub async fn ensure_membership(
         resumed: false,
     })
 }
+
+/// Remove the record once etcd's data holds the membership.
+pub fn forget_record(path: &Path) -> Result<(), JoinerError> {
+    let fail = |source| RecordError::Write {
+        path: path.to_owned(),
+        source,
+    };
+    std::fs::remove_file(path).map_err(fail)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
+    }
+    Ok(())
+}

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod backoff;
+pub mod cluster;
 pub mod etcd_client;
 pub mod etcd_process;
 pub mod joiner;
@@ -25,7 +26,7 @@ pub mod promoter;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +34,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::{Config, Storage};
 use crate::error_class::ErrorClass;
+use crate::hooks::join_decision::JoinAction;
 use crate::join::JoinToken;
 use crate::join::bundle::{BundleError, CaBundle};
 use etcd_client::{Etcd, EtcdAccess, EtcdError};
@@ -61,6 +64,8 @@ pub enum RunError {
         waited_s: u64,
         last: String,
     },
+    #[error(transparent)]
+    Access(#[from] cluster::ClusterError),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot watch for signals: {0}")]
@@ -75,6 +80,7 @@ impl RunError {
             Self::Api(error) => error.class(),
             Self::Bundle(error) => error.class(),
             Self::Join(error) => error.class(),
+            Self::Access(error) => error.class(),
             Self::NotHealthy { .. } => ErrorClass::Unreachable,
             Self::Runtime(_) | Self::Signals(_) => ErrorClass::Internal,
         }
@@ -113,6 +119,53 @@ pub struct RunPlan {
     pub storage: StoragePlan,
     /// How long joining (or a first start) may take before Plinth gives up.
     pub join_timeout: Duration,
+}
+
+impl RunPlan {
+    /// The plan for the controller on `data_dir` after its init phases
+    /// decided `action` and committed.
+    pub fn new(
+        data_dir: &Path,
+        config: &Config,
+        action: JoinAction,
+        token: Option<JoinToken>,
+    ) -> Result<Self, RunError> {
+        let pki_dir = data_dir.join("pki");
+        let effective = &config.effective;
+        let storage = match &effective.storage {
+            Storage::Embedded(etcd) => {
+                let ca_sha256 = crate::join::token::certificate_sha256(&pki_dir.join("ca.crt"))
+                    .unwrap_or_default();
+                StoragePlan::Embedded {
+                    launch: EtcdLaunch {
+                        binary: etcd.binary.clone(),
+                        name: etcd.name.clone(),
+                        data_dir: data_dir.join("etcd"),
+                        pki_dir: pki_dir.clone(),
+                        client_url: etcd.client_url(),
+                        peer_url: etcd.peer_url(),
+                        cluster_token: cluster_token(&ca_sha256),
+                        state: ClusterState::Member,
+                    },
+                    membership: match action {
+                        JoinAction::CreateCluster => Membership::Create,
+                        JoinAction::AlreadyMember => Membership::Member,
+                        JoinAction::JoinCluster => Membership::Join { token },
+                    },
+                    join_record: data_dir.join(crate::join::JOIN_RECORD),
+                }
+            }
+            Storage::External(_) => StoragePlan::External {
+                access: cluster::ClusterAccess::from_config(config, &pki_dir)?.etcd,
+            },
+        };
+        Ok(Self {
+            pki_dir,
+            api_listen: SocketAddr::new(effective.api.address, effective.api.plinth_api_port),
+            storage,
+            join_timeout: effective.join_timeout.as_std(),
+        })
+    }
 }
 
 /// What run mode reports for the journal: a phase name and a JSON detail
@@ -246,6 +299,11 @@ pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -
                 stop_etcd.cancel();
                 let _ = supervisor.await;
                 return Err(error);
+            }
+            // A voter's membership is in etcd's own data now; the record
+            // has done its work (and etcd warns about foreign files).
+            if !shutdown.is_cancelled() && join_record.exists() {
+                joiner::forget_record(join_record)?;
             }
             (etcd, Some(supervisor))
         }
