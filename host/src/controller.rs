@@ -20,6 +20,8 @@ use crate::hooks::image_resolve::{self, CatalogDefaults, Image};
 use crate::hooks::join_decision::{self, JoinAction, Proposal};
 use crate::hooks::{Attributed, post_pki, pre_init};
 use crate::images::{self, Catalog, Selection};
+use crate::join::bundle::CaBundle;
+use crate::join::client::JoinClient;
 use crate::join::{self, JoinToken};
 use crate::journal::{Entry, Journal, Verdict};
 use crate::node::NodeFacts;
@@ -50,6 +52,8 @@ pub struct Bootstrap {
     /// Findings that did not deny (warnings, information).
     pub notes: Vec<Attributed>,
     pub plugins: Vec<String>,
+    /// The configuration in force, for run mode.
+    pub config: Config,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -63,10 +67,6 @@ pub struct PhaseTiming {
 #[derive(Debug, thiserror::Error)]
 pub enum JoinPrerequisite {
     #[error(
-        "joining the cluster at {api} needs its CA in {path}: this build has no join API client, so copy the cluster's CAs (pki/ca.*, pki/front-proxy-ca.*, pki/etcd/ca.*) there first, as with kubeadm's manual certificate distribution"
-    )]
-    ClusterCaMissing { api: String, path: PathBuf },
-    #[error(
         "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
     )]
     ClusterCaMismatch {
@@ -79,7 +79,6 @@ pub enum JoinPrerequisite {
 impl JoinPrerequisite {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Self::ClusterCaMissing { .. } => ExitCode::Unreachable,
             Self::ClusterCaMismatch { .. } => ExitCode::Usage,
         }
     }
@@ -177,7 +176,7 @@ fn run_from_plugins(
     })?;
 
     let join = phases.run("join-decision", || {
-        let facts = join::facts(data_dir, &config, token.as_ref(), node);
+        let facts = join::facts(data_dir, &config, token.as_ref(), node)?;
         let proposal = join_decision::run(&facts, &plugins, journal)?;
         let summary = format!(
             "{}: {}",
@@ -186,15 +185,17 @@ fn run_from_plugins(
         );
         Ok::<_, Error>((proposal, summary))
     })?;
-    if join.action == JoinAction::JoinCluster
-        && let Some(token) = &token
-    {
-        check_cluster_ca(data_dir, token)?;
-    }
+    let bundle = match (&token, join.action) {
+        (Some(token), JoinAction::JoinCluster) => {
+            cluster_ca_bundle(data_dir, token, config.effective.join_timeout)?
+        }
+        _ => None,
+    };
 
     let staged = stage_everything(
         options,
         &config,
+        bundle.as_ref(),
         node,
         &plugins,
         journal,
@@ -218,6 +219,7 @@ fn run_from_plugins(
         images,
         notes,
         plugins: plugins.all().iter().map(|p| p.name.clone()).collect(),
+        config,
     })
 }
 
@@ -228,6 +230,7 @@ type Staged = (Stage, Vec<Decision>, Vec<Image>, Vec<Attributed>);
 fn stage_everything(
     options: &InitOptions,
     config: &Config,
+    bundle: Option<&CaBundle>,
     node: &NodeFacts,
     plugins: &PluginSet,
     journal: &mut Journal,
@@ -235,6 +238,11 @@ fn stage_everything(
     mut stage: Stage,
 ) -> Result<Staged, Error> {
     let result = (|| {
+        // A joiner issues its leaves from the cluster's CAs: staged first,
+        // so that they commit with everything else or not at all.
+        for (rel, pem) in bundle.map(CaBundle::files).unwrap_or_default() {
+            stage_if_changed(&mut stage, rel, pem.as_bytes(), CaBundle::mode_of(rel))?;
+        }
         let outcome = phases.run("pki", || {
             let outcome = pki::stage_pki(&pki_spec(config, node), &mut stage, options.now)?;
             let changed = outcome.decisions.iter().filter(|d| d.changed()).count();
@@ -355,8 +363,11 @@ fn pki_spec(config: &Config, node: &NodeFacts) -> PkiSpec {
         extra_sans: effective.api.sans.clone(),
         node_addresses: node.addresses.clone(),
         hostname: node.hostname.clone(),
-        etcd: match effective.storage {
-            Storage::Embedded { peer_address } => EtcdMode::Embedded { peer_address },
+        etcd: match &effective.storage {
+            Storage::Embedded(etcd) => EtcdMode::Embedded {
+                peer_address: etcd.peer_address,
+                client_address: etcd.client_address,
+            },
             Storage::External { .. } => EtcdMode::External,
         },
         key_algorithm: effective.pki.key_algorithm,
@@ -366,22 +377,42 @@ fn pki_spec(config: &Config, node: &NodeFacts) -> PkiSpec {
     }
 }
 
-fn check_cluster_ca(data_dir: &Path, token: &JoinToken) -> Result<(), JoinPrerequisite> {
+/// The cluster CAs a joiner must stage: none when the data dir holds the
+/// pinned CA already (a join resumed, or CAs copied by hand as with
+/// kubeadm's manual distribution), else the bundle fetched from the join
+/// API over TLS pinned to the token's CA.
+fn cluster_ca_bundle(
+    data_dir: &Path,
+    token: &JoinToken,
+    timeout: crate::config::GoDuration,
+) -> Result<Option<CaBundle>, Error> {
     let path = data_dir.join("pki/ca.crt");
-    let Some(actual) = join::token::certificate_sha256(&path) else {
-        return Err(JoinPrerequisite::ClusterCaMissing {
-            api: token.api.clone(),
-            path,
-        });
-    };
-    if actual != token.ca_sha256 {
-        return Err(JoinPrerequisite::ClusterCaMismatch {
-            path,
-            pinned: token.ca_sha256.clone(),
-            actual,
-        });
+    if path.exists() {
+        let actual = join::token::certificate_sha256(&path).unwrap_or_default();
+        if actual != token.ca_sha256 {
+            return Err(JoinPrerequisite::ClusterCaMismatch {
+                path,
+                pinned: token.ca_sha256.clone(),
+                actual,
+            }
+            .into());
+        }
+        return Ok(None);
     }
-    Ok(())
+    tracing::info!(api = %token.api, "fetching the cluster CAs from the join API");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::DataDir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+    let timeout = timeout.as_std();
+    let bundle = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        JoinClient::new(token).fetch_ca_bundle(deadline).await
+    })?;
+    Ok(Some(bundle))
 }
 
 fn prepare_data_dir(data_dir: &Path) -> Result<(), Error> {

@@ -43,10 +43,14 @@ pub enum Error {
     Stage(#[from] crate::stage::StageError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
-    #[error(
-        "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
-    )]
-    RunModeUnavailable,
+    #[error(transparent)]
+    JoinRecord(#[from] crate::join::record::RecordError),
+    #[error(transparent)]
+    JoinApi(#[from] crate::join::client::JoinError),
+    #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    Cluster(#[from] crate::run::cluster::ClusterError),
     #[error("cannot prepare the data dir {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -57,7 +61,11 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            Error::Config(_) | Error::Token(_) | Error::RunModeUnavailable => ExitCode::Usage,
+            Error::Config(_) | Error::Token(_) => ExitCode::Usage,
+            Error::JoinRecord(error) => exit_code_of(error.class()),
+            Error::JoinApi(error) => exit_code_of(error.class()),
+            Error::Run(error) => exit_code_of(error.class()),
+            Error::Cluster(error) => exit_code_of(error.class()),
             Error::Images(error) => error.exit_code(),
             Error::Join(error) => error.exit_code(),
             Error::Plugin(error) => error.exit_code(),
@@ -66,6 +74,18 @@ impl Error {
             Error::Stage(crate::stage::StageError::Busy { .. }) => ExitCode::Usage,
             Error::Stage(_) | Error::Journal(_) | Error::DataDir { .. } => ExitCode::Internal,
         }
+    }
+}
+
+/// PLAN.md decision 2: the exit code of a class of failure.
+pub fn exit_code_of(class: crate::error_class::ErrorClass) -> ExitCode {
+    use crate::error_class::ErrorClass;
+    match class {
+        ErrorClass::Invalid | ErrorClass::Busy => ExitCode::Usage,
+        ErrorClass::Denied => ExitCode::Denied,
+        ErrorClass::PluginFailed => ExitCode::PluginFailed,
+        ErrorClass::Unreachable => ExitCode::Unreachable,
+        ErrorClass::Internal => ExitCode::Internal,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod console;
 pub mod controller;
 mod error;
+pub mod error_class;
 pub mod hooks;
 pub mod images;
 pub mod join;

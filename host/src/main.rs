@@ -9,8 +9,10 @@ use clap::Parser;
 use time::OffsetDateTime;
 
 use plinth::cli::{
-    AirgapCommand, Cli, Command, ControllerArgs, Output, PkiCommand, PluginsCommand,
+    AirgapCommand, Cli, Command, ControllerArgs, EtcdCommand, Output, PkiCommand, PluginsCommand,
+    TokenCommand, TokenRole,
 };
+use plinth::run::cluster::{self, ClusterAccess};
 use plinth::controller::{self, InitOptions};
 use plinth::images::{self, Catalog, Selection};
 
@@ -42,8 +44,11 @@ fn init_logging(cli: &Cli) {
     } else {
         "info"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,plinth={default}")));
+    // etcd's own lines (target `etcd`) show from warnings up, all with -v.
+    let etcd = if cli.verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,plinth={default},etcd={etcd}"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -97,13 +102,81 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
                 Output::Json => emit(&serde_json::to_string_pretty(&images)?),
             }
         }
+        Command::Token(command) => token_command(command),
+        Command::Etcd(command) => etcd_command(command),
+    }
+}
+
+fn access(data_dir: &std::path::Path) -> anyhow::Result<ClusterAccess> {
+    Ok(ClusterAccess::from_data_dir(data_dir).map_err(plinth::Error::from)?)
+}
+
+fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
+    use plinth::run::tokens::Role;
+    match command {
+        TokenCommand::Create {
+            role,
+            ttl,
+            data_dir,
+        } => {
+            let ttl = match ttl.as_str() {
+                "0" => None,
+                text => Some(
+                    text.parse::<plinth::config::GoDuration>()
+                        .map_err(|message| {
+                            plinth::Error::from(plinth::config::ConfigError::Invalid {
+                                origin: "the command line".to_owned(),
+                                key: "--ttl",
+                                message,
+                            })
+                        })?
+                        .as_time(),
+                ),
+            };
+            let role = match role {
+                TokenRole::Controller => Role::Controller,
+            };
+            let (text, stored) = cluster::token_create(&access(&data_dir.data_dir)?, role, ttl)
+                .map_err(plinth::Error::from)?;
+            tracing::info!(id = %stored.id, role = role.as_str(), "token created");
+            emit(&text)
+        }
+        TokenCommand::List { output, data_dir } => {
+            let tokens = cluster::token_list(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            print(&plinth::report::Tokens(tokens), output)
+        }
+        TokenCommand::Revoke { id, data_dir } => {
+            let id: plinth::join::token::TokenId = id.parse().map_err(|message: String| {
+                plinth::Error::from(plinth::config::ConfigError::Invalid {
+                    origin: "the command line".to_owned(),
+                    key: "ID",
+                    message,
+                })
+            })?;
+            cluster::token_revoke(&access(&data_dir.data_dir)?, &id).map_err(plinth::Error::from)?;
+            emit(&format!("token {id} revoked"))
+        }
+    }
+}
+
+fn etcd_command(command: EtcdCommand) -> anyhow::Result<plinth::ExitCode> {
+    match command {
+        EtcdCommand::Members { output, data_dir } => {
+            let members = cluster::members(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            print(&plinth::report::Members(members), output)
+        }
+        EtcdCommand::Leave { data_dir } => {
+            let member = cluster::leave(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            emit(&format!(
+                "member `{}` ({:016x}) removed from the cluster; stop this controller and remove its data dir",
+                plinth::run::printable(&member.name),
+                member.id
+            ))
+        }
     }
 }
 
 fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> {
-    if !args.init_only {
-        anyhow::bail!(plinth::Error::RunModeUnavailable);
-    }
     let options = InitOptions {
         data_dir: args.data_dir,
         plugins_dir: args.plugins,
@@ -114,7 +187,37 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> 
     };
     let bootstrap = controller::init(&options)
         .with_context(|| format!("data dir {}", options.data_dir.display()))?;
-    emit(&plinth::report::Summary(&bootstrap).to_string())
+    let done = emit(&plinth::report::Summary(&bootstrap).to_string())?;
+    if args.init_only {
+        return Ok(done);
+    }
+    let token = options
+        .token_file
+        .as_deref()
+        .map(plinth::join::JoinToken::read)
+        .transpose()
+        .map_err(plinth::Error::from)?;
+    let plan = plinth::run::RunPlan::new(
+        &options.data_dir,
+        &bootstrap.config,
+        bootstrap.join.action,
+        token,
+    )
+    .map_err(plinth::Error::from)?;
+    let journal = plinth::journal::Journal::open(&options.data_dir).map_err(plinth::Error::from)?;
+    let journal = std::sync::Mutex::new(journal);
+    let record: plinth::run::Recorder = std::sync::Arc::new(move |phase, detail| {
+        use plinth::journal::{Entry, Verdict};
+        let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = Entry::new(phase, "builtin:run", Verdict::Event).detail(detail);
+        if let Err(error) = journal.record(entry).and_then(|()| journal.sync()) {
+            tracing::warn!(%error, "cannot write the journal");
+        }
+    });
+    plinth::run::run_blocking(plan, record)
+        .map_err(plinth::Error::from)
+        .with_context(|| format!("data dir {}", options.data_dir.display()))?;
+    Ok(plinth::ExitCode::Done)
 }
 
 fn print<T: std::fmt::Display + serde::Serialize>(

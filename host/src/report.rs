@@ -219,3 +219,66 @@ impl fmt::Display for Summary<'_> {
         )
     }
 }
+
+/// `plinth etcd members`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Members(pub Vec<crate::run::etcd_client::Member>);
+
+impl fmt::Display for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name_width = self.0.iter().map(|m| m.name.len()).max().unwrap_or(0).max(4);
+        write!(
+            f,
+            "{:<name_width$}  {:<16}  {:<7}  {:<7}  PEER URL",
+            "NAME", "ID", "ROLE", "STARTED"
+        )?;
+        for member in &self.0 {
+            write!(
+                f,
+                "\n{:<name_width$}  {:016x}  {:<7}  {:<7}  {}",
+                crate::run::printable(if member.started() { &member.name } else { "-" }),
+                member.id,
+                if member.learner { "learner" } else { "voter" },
+                if member.started() { "yes" } else { "no" },
+                crate::run::printable(&member.peer_urls.join(",")),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// `plinth token list`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Tokens(pub Vec<crate::run::tokens::StoredToken>);
+
+impl fmt::Display for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let now = time::OffsetDateTime::now_utc();
+        write!(f, "{:<6}  {:<10}  {:<20}  EXPIRES", "ID", "ROLE", "CREATED")?;
+        for token in &self.0 {
+            let expires = match token.expires {
+                None => "never".to_owned(),
+                Some(at) if token.expired(now) => format!("{} (expired)", seconds(at)),
+                Some(at) => seconds(at),
+            };
+            write!(
+                f,
+                "\n{:<6}  {:<10}  {:<20}  {expires}",
+                token.id,
+                token.role.as_str(),
+                seconds(token.created),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 3339 to the second, for tables.
+fn seconds(at: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}

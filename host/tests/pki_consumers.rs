@@ -51,6 +51,7 @@ fn spec(alg: KeyAlgorithm) -> PkiSpec {
         ip("10.96.0.1"),
         EtcdMode::Embedded {
             peer_address: ip("10.0.0.5"),
+            client_address: ip("127.0.0.1"),
         },
     );
     spec.node_addresses = vec![ip("10.0.0.5"), ip("fd00::5")];
@@ -436,6 +437,7 @@ fn etcd_serves_with_generated_certs(alg: KeyAlgorithm) {
     let mut spec = spec(alg);
     spec.etcd = EtcdMode::Embedded {
         peer_address: ip("127.0.0.1"),
+        client_address: ip("127.0.0.1"),
     };
     init(dir.path(), &spec, now());
     let pki = dir.path().join("pki");

@@ -9,9 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// policy plugins.
 ///
 /// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings; 3 a plugin denied; 4 a plugin failed (trap,
-/// timeout, bad answer) under fail-closed; 5 a required component or peer is
-/// unreachable.
+/// plugin file or settings, a refused or malformed join token, a join API
+/// that does not present the pinned CA; 3 a plugin denied; 4 a plugin failed
+/// (trap, timeout, bad answer) under fail-closed; 5 a required component or
+/// peer is unreachable (no join API answered within the join timeout).
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {
@@ -38,12 +39,20 @@ pub enum Command {
     /// Help for air-gapped sites.
     #[command(subcommand)]
     Airgap(AirgapCommand),
+    /// Join tokens of the running cluster (kept in its etcd).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The running cluster's etcd members.
+    #[command(subcommand)]
+    Etcd(EtcdCommand),
 }
 
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     /// Generate the PKI and configuration, run every plugin hook, commit, and
-    /// exit; do not start etcd or serve. (Run mode is not part of this build.)
+    /// exit; do not start etcd or serve. Without it Plinth goes on in run
+    /// mode: it starts and supervises etcd (joining the cluster when given a
+    /// token), serves the join API, and runs until SIGTERM or SIGINT.
     #[arg(long)]
     pub init_only: bool,
     /// Directory of plugins (`*.wasm`, each with an optional `NAME.toml`).
@@ -55,9 +64,69 @@ pub struct ControllerArgs {
     /// ClusterConfig YAML; the embedded default when absent.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Join token of an existing cluster.
+    /// Join token of an existing cluster (`plinth token create` prints one):
+    /// the CAs are fetched from its join API, and in run mode this
+    /// controller becomes an etcd member.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+/// The data dir of the running controller a client command talks to.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a join token and print it (the only time its secret is shown).
+    Create {
+        /// What the token lets its holder join as.
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// How long the token is valid, Go-style (`24h`, `90m`); `0` never expires.
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        ttl: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Every token: id, role, created, expires (never a secret).
+    List {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Delete a token: joins presenting it are refused from now on.
+    Revoke {
+        /// The token's id (its first six characters after the CA digest).
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    Controller,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtcdCommand {
+    /// Members: name, id, peer URL, voter or learner, started.
+    Members {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Remove this controller's member from the cluster (never the last
+    /// voter); then stop the controller and remove its data dir.
+    Leave {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -86,6 +86,9 @@ pub struct Effective {
     pub api: Api,
     pub network: Network,
     pub storage: Storage,
+    /// `spec.storage.etcd.joinTimeout`: how long a join, or a first start of
+    /// etcd, may take.
+    pub join_timeout: GoDuration,
     pub readiness: Readiness,
     pub pki: Pki,
     pub images: Images,
@@ -101,6 +104,8 @@ pub struct Readiness {
 pub struct Api {
     pub address: IpAddr,
     pub port: u16,
+    /// The join API's port, on `address`.
+    pub plinth_api_port: u16,
     pub sans: Vec<String>,
 }
 
@@ -115,13 +120,41 @@ pub struct Network {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Storage {
-    /// etcd run by Plinth; peers reach it at `peer_address`.
-    Embedded {
-        peer_address: IpAddr,
-    },
-    External {
-        endpoints: Vec<String>,
-    },
+    /// etcd run by Plinth.
+    Embedded(EmbeddedEtcd),
+    External(ExternalEtcd),
+}
+
+/// etcd as Plinth runs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbeddedEtcd {
+    pub name: String,
+    pub peer_address: IpAddr,
+    pub peer_port: u16,
+    pub client_address: IpAddr,
+    pub client_port: u16,
+    pub binary: PathBuf,
+}
+
+impl EmbeddedEtcd {
+    pub fn peer_url(&self) -> String {
+        format!("https://{}", std::net::SocketAddr::new(self.peer_address, self.peer_port))
+    }
+
+    pub fn client_url(&self) -> String {
+        format!("https://{}", std::net::SocketAddr::new(self.client_address, self.client_port))
+    }
+}
+
+/// An etcd cluster someone else runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExternalEtcd {
+    pub endpoints: Vec<String>,
+    /// CA, client certificate and key for Plinth's own calls (tokens);
+    /// run mode needs all three.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -212,7 +245,7 @@ impl Config {
             "spec": {
                 "api": {"address": self.effective.api.address.to_string()},
                 "storage": match &self.effective.storage {
-                    Storage::Embedded { peer_address } => serde_json::json!({"etcd": {"peerAddress": peer_address.to_string()}}),
+                    Storage::Embedded(etcd) => serde_json::json!({"etcd": {"peerAddress": etcd.peer_address.to_string(), "name": etcd.name}}),
                     Storage::External { .. } => serde_json::json!({}),
                 },
             }
@@ -295,13 +328,15 @@ fn resolve(
     let defaulted = "is always set by the embedded default";
 
     let address = api.address.unwrap_or_else(|| node.primary_address());
-    let port = api.port.expect(defaulted);
-    if port == 0 {
-        return Err(invalid(
-            "spec.api.port",
-            "0 is not a port; use 1-65535 (6443 by default)".to_owned(),
-        ));
-    }
+    let nonzero = |key: &'static str, port: Option<u16>, default: u16| match port.expect(defaulted) {
+        0 => Err(invalid(
+            key,
+            format!("0 is not a port; use 1-65535 ({default} by default)"),
+        )),
+        port => Ok(port),
+    };
+    let port = nonzero("spec.api.port", api.port, 6443)?;
+    let plinth_api_port = nonzero("spec.api.plinthApiPort", api.plinth_api_port, 9443)?;
     let sans = api.sans.unwrap_or_default();
     if let Some(bad) = sans.iter().find(|san| !is_valid_san(san)) {
         return Err(invalid(
@@ -316,9 +351,11 @@ fn resolve(
             format!("`{cluster_domain}` is not a DNS domain"),
         ));
     }
+    let etcd_spec = storage.etcd.clone().unwrap_or_default();
+    let join_timeout = etcd_spec.join_timeout.expect(defaulted);
     let storage = match storage.storage_type.expect(defaulted) {
         StorageType::Etcd => {
-            let etcd = storage.etcd.unwrap_or_default();
+            let etcd = etcd_spec;
             if etcd.external_cluster.is_some() {
                 return Err(invalid(
                     "spec.storage.etcd.externalCluster",
@@ -326,23 +363,53 @@ fn resolve(
                         .to_owned(),
                 ));
             }
-            Storage::Embedded {
-                peer_address: etcd.peer_address.unwrap_or(address),
+            let name = etcd.name.unwrap_or_else(|| node.hostname.to_ascii_lowercase());
+            if !crate::join::wire::valid_member_name(&name) {
+                return Err(invalid(
+                    "spec.storage.etcd.name",
+                    format!("`{name}` is not a member name: use 1-63 letters, digits, `-`, `.` or `_` (the host name by default)"),
+                ));
             }
+            let binary = etcd.binary.expect(defaulted);
+            if binary.as_os_str().is_empty() {
+                return Err(invalid(
+                    "spec.storage.etcd.binary",
+                    "is empty; name the etcd executable (`etcd` by default)".to_owned(),
+                ));
+            }
+            Storage::Embedded(EmbeddedEtcd {
+                name,
+                peer_address: etcd.peer_address.unwrap_or(address),
+                peer_port: nonzero("spec.storage.etcd.peerPort", etcd.peer_port, 2380)?,
+                client_address: etcd.client_address.expect(defaulted),
+                client_port: nonzero("spec.storage.etcd.clientPort", etcd.client_port, 2379)?,
+                binary,
+            })
         }
         StorageType::External => {
-            let endpoints = storage
-                .etcd
-                .and_then(|etcd| etcd.external_cluster)
-                .map(|external| external.endpoints)
-                .unwrap_or_default();
-            if endpoints.is_empty() {
+            let external = etcd_spec.external_cluster.unwrap_or_default();
+            if external.endpoints.is_empty() {
                 return Err(invalid(
                     "spec.storage.etcd.externalCluster.endpoints",
                     "external storage needs at least one etcd endpoint".to_owned(),
                 ));
             }
-            Storage::External { endpoints }
+            if let Some(bad) = external
+                .endpoints
+                .iter()
+                .find(|e| !e.starts_with("https://") && !e.starts_with("http://"))
+            {
+                return Err(invalid(
+                    "spec.storage.etcd.externalCluster.endpoints",
+                    format!("`{bad}` is not a URL; write it like https://etcd-1.example.com:2379"),
+                ));
+            }
+            Storage::External(ExternalEtcd {
+                endpoints: external.endpoints,
+                ca_file: external.ca_file,
+                cert_file: external.cert_file,
+                key_file: external.key_file,
+            })
         }
     };
     let key_algorithm = pki.key_algorithm.expect(defaulted);
@@ -386,6 +453,7 @@ fn resolve(
         api: Api {
             address,
             port,
+            plinth_api_port,
             sans,
         },
         network: Network {
@@ -399,6 +467,7 @@ fn resolve(
                 .expect(defaulted),
         },
         storage,
+        join_timeout,
         readiness: Readiness {
             timeout: readiness.timeout.expect(defaulted).as_std(),
         },

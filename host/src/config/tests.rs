@@ -60,12 +60,19 @@ fn an_empty_document_takes_every_default() {
         "10.96.0.1"
     );
     assert_eq!(effective.pki.ca_validity, GoDuration::from_hours(87_600));
+    assert_eq!(effective.api.plinth_api_port, 9443);
     assert_eq!(
         effective.storage,
-        Storage::Embedded {
-            peer_address: effective.api.address
-        }
+        Storage::Embedded(EmbeddedEtcd {
+            name: "cp-1".to_owned(),
+            peer_address: effective.api.address,
+            peer_port: 2380,
+            client_address: "127.0.0.1".parse().unwrap(),
+            client_port: 2379,
+            binary: "etcd".into(),
+        })
     );
+    assert_eq!(effective.join_timeout, "5m".parse().unwrap());
     assert_eq!(config.user, ClusterConfig::default());
 }
 
@@ -161,10 +168,42 @@ fn external_storage_needs_endpoints_and_embedded_refuses_them() {
             .unwrap();
     assert_eq!(
         external.effective.storage,
-        Storage::External {
-            endpoints: vec!["https://e:2379".to_owned()]
-        }
+        Storage::External(ExternalEtcd {
+            endpoints: vec!["https://e:2379".to_owned()],
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+        })
     );
+    let error = parse("spec:\n  storage:\n    type: external\n    etcd:\n      externalCluster:\n        endpoints: [e:2379]\n")
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("is not a URL"), "{error}");
+}
+
+#[test]
+fn run_mode_addresses_ports_and_names_are_config() {
+    let config = parse(
+        "spec:\n  api:\n    address: 127.0.0.3\n    plinthApiPort: 19443\n  storage:\n    etcd:\n      name: c3\n      peerPort: 12380\n      clientAddress: 127.0.0.3\n      clientPort: 12379\n      joinTimeout: 90s\n",
+    )
+    .unwrap();
+    let effective = &config.effective;
+    assert_eq!(effective.api.plinth_api_port, 19443);
+    let Storage::Embedded(etcd) = &effective.storage else {
+        panic!("embedded")
+    };
+    assert_eq!(etcd.name, "c3");
+    assert_eq!(etcd.peer_url(), "https://127.0.0.3:12380");
+    assert_eq!(etcd.client_url(), "https://127.0.0.3:12379");
+    assert_eq!(effective.join_timeout, "90s".parse().unwrap());
+    for (yaml, key) in [
+        ("spec:\n  api:\n    plinthApiPort: 0\n", "spec.api.plinthApiPort"),
+        ("spec:\n  storage:\n    etcd:\n      peerPort: 0\n", "spec.storage.etcd.peerPort"),
+        ("spec:\n  storage:\n    etcd:\n      name: a=b\n", "spec.storage.etcd.name"),
+    ] {
+        let error = parse(yaml).unwrap_err().to_string();
+        assert!(error.contains(key), "{error}");
+    }
 }
 
 #[test]

@@ -2,13 +2,14 @@
 //! machine already is.
 //!
 //! The built-in decides from storage state: embedded etcd with data means
-//! already a member; otherwise a join token means join; otherwise create.
+//! already a member; a recorded join (`etcd/join.json`) is resumed;
+//! otherwise a join token means join; otherwise create.
 //! External etcd never joins etcd: the cluster's state is elsewhere, so a
 //! controller with a token joins the control plane, and without one it
 //! creates (connects to) the cluster the external etcd holds.
 
 pub use crate::plugin::bindings::exports::plinth::bootstrap::join_decision::{
-    JoinAction, JoinFacts, Proposal, StorageKind,
+    JoinAction, JoinFacts, Proposal, RecordedMembership, StorageKind,
 };
 
 use super::{Answer, Hook, HookError, Participant, check_text, run_chain};
@@ -67,6 +68,14 @@ impl JoinDecider for StorageState {
             (
                 JoinAction::AlreadyMember,
                 "etcd/member/snap/db exists: this machine's etcd holds cluster data".to_owned(),
+            )
+        } else if let Some(member) = &facts.recorded_membership {
+            (
+                JoinAction::JoinCluster,
+                format!(
+                    "etcd/join.json records member {} added by {}: resuming that join",
+                    member.member_id, member.join_api
+                ),
             )
         } else if let Some(api) = &facts.join_token_api {
             (

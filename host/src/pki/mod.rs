@@ -141,7 +141,7 @@ pub fn stage_pki(
     let mut cas: BTreeMap<CaId, LoadedCa> = BTreeMap::new();
     let mut new_cas = Vec::new();
     for id in CaId::ALL.into_iter().filter(|id| id.wanted(&spec.etcd)) {
-        match load_ca(&data_dir, id, now)? {
+        match load_ca(stage, id, now)? {
             Some(ca) => {
                 cas.insert(id, ca);
             }
@@ -151,7 +151,7 @@ pub fn stage_pki(
 
     // 2. The service-account key (never regenerated).
     let sa_key_path = PathBuf::from(set::SA_KEY);
-    let sa_key = read_optional(&data_dir.join(&sa_key_path))?
+    let sa_key = read_current(stage, &sa_key_path)?
         .map(|pem| keys::parse_key(&sa_key_path, &pem))
         .transpose()?;
 
@@ -227,7 +227,7 @@ pub fn stage_pki(
     }
 
     // 6. The service-account key pair.
-    decisions.push(stage_sa(&data_dir, stage, sa_key, &mut next_key)?);
+    decisions.push(stage_sa(stage, sa_key, &mut next_key)?);
 
     // 7. Leaves.
     let mut results: BTreeMap<&'static str, LeafResult> = BTreeMap::new();
@@ -422,11 +422,12 @@ fn plan_leaf(
 
 /// Load an existing CA, checking that its key matches. `None` when neither
 /// file exists.
-fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<LoadedCa>, PkiError> {
+fn load_ca(stage: &Stage, id: CaId, now: OffsetDateTime) -> Result<Option<LoadedCa>, PkiError> {
+    let data_dir = stage.data_dir();
     let cert_rel = set::cert_path(id.name());
     let key_rel = set::key_path(id.name());
-    let cert_pem = read_optional(&data_dir.join(&cert_rel))?;
-    let key_pem = read_optional(&data_dir.join(&key_rel))?;
+    let cert_pem = read_current(stage, &cert_rel)?;
+    let key_pem = read_current(stage, &key_rel)?;
     let (cert_pem, key_pem) = match (cert_pem, key_pem) {
         (None, None) => return Ok(None),
         (Some(_), None) => {
@@ -482,7 +483,6 @@ fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<Load
 
 /// Keep or create `sa.key`, and make sure `sa.pub` is its public half.
 fn stage_sa(
-    data_dir: &Path,
     stage: &mut Stage,
     existing: Option<KeyPair>,
     next_key: &mut impl FnMut(&str) -> Result<KeyPair, PkiError>,
@@ -498,7 +498,7 @@ fn stage_sa(
         }
     };
     let want_spki = key.subject_public_key_info();
-    let pub_ok = read_optional(&data_dir.join(&pub_rel))?.is_some_and(|pem| {
+    let pub_ok = read_current(stage, &pub_rel)?.is_some_and(|pem| {
         x509_parser::pem::Pem::iter_from_buffer(&pem)
             .filter_map(Result::ok)
             .any(|block| block.label == "PUBLIC KEY" && block.contents == want_spki)
@@ -515,6 +515,16 @@ fn stage_sa(
         path: key_rel,
         kind,
     })
+}
+
+/// What the data dir will hold at `rel` once the stage commits: the staged
+/// bytes, else the published file. A joining controller stages the
+/// cluster's CAs and service-account keys before this phase runs.
+fn read_current(stage: &Stage, rel: &Path) -> Result<Option<Vec<u8>>, PkiError> {
+    match stage.read_staged(rel)? {
+        Some(bytes) => Ok(Some(bytes)),
+        None => read_optional(&stage.data_dir().join(rel)),
+    }
 }
 
 /// Read a file; `None` if it does not exist.

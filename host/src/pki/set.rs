@@ -205,6 +205,9 @@ fn leaf(spec: &PkiSpec, kind: &LeafKind) -> LeafSpec {
             "etcd/server" => {
                 let mut ips = spec.node_addresses.clone();
                 ips.extend(peer_address(spec));
+                if let EtcdMode::Embedded { client_address, .. } = spec.etcd {
+                    ips.push(client_address);
+                }
                 ips.extend([loopback4, loopback6]);
                 (&spec.hostname, vec![], host_dns(spec), ips)
             }
@@ -234,7 +237,7 @@ fn leaf(spec: &PkiSpec, kind: &LeafKind) -> LeafSpec {
 
 fn peer_address(spec: &PkiSpec) -> Option<IpAddr> {
     match spec.etcd {
-        EtcdMode::Embedded { peer_address } => Some(peer_address),
+        EtcdMode::Embedded { peer_address, .. } => Some(peer_address),
         EtcdMode::External => None,
     }
 }
@@ -307,6 +310,7 @@ mod tests {
             "10.96.0.1".parse().unwrap(),
             EtcdMode::Embedded {
                 peer_address: "10.0.0.5".parse().unwrap(),
+                client_address: "127.0.0.1".parse().unwrap(),
             },
         );
         spec.extra_sans = vec!["api.example.com".into(), "192.168.1.1".into(), " ".into()];

@@ -95,7 +95,11 @@ impl FromStr for KeyAlgorithm {
 pub enum EtcdMode {
     /// Plinth runs etcd: it gets its own CA (`etcd/ca`), serving and peer
     /// certificates, a healthcheck client and the apiserver's client cert.
-    Embedded { peer_address: IpAddr },
+    Embedded {
+        peer_address: IpAddr,
+        /// Where etcd serves clients; the serving certificate names it.
+        client_address: IpAddr,
+    },
     /// The user runs etcd and brings every etcd certificate, including the
     /// apiserver's etcd client certificate (it must be signed by the user's
     /// etcd CA, which Plinth does not hold): no etcd certificate is made.

@@ -10,7 +10,7 @@ use super::PluginError;
 use crate::hooks::Hook;
 
 /// The version of `package plinth:bootstrap` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
 const PACKAGE: &str = "plinth:bootstrap/";
 

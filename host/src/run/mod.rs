@@ -1,4 +1,438 @@
-//! Run mode: the only async code. The controller's long-lived concerns,
-//! each a task: etcd supervision, the join API, readiness.
+//! Run mode: everything `plinth controller` does after the init phases
+//! committed, and the only async code of Plinth.
+//!
+//! One task per concern, all stopped through one cancellation token, in
+//! order (mini-redis's shape):
+//!
+//! ```text
+//! signals ─► cancel ─┬─► join API stops accepting, finishes requests in flight
+//!                    ├─► promoter stops
+//!                    └─► then etcd: SIGTERM, grace period, SIGKILL ─► exit 0
+//! ```
+//!
+//! Seams for later work (issue 12): [`api::routes`] returns a router the
+//! caller may merge more routes into (`/readyz`) before [`api::serve`];
+//! [`ClusterFacts::observe`] answers members, voters, learners and cluster
+//! id for readiness checks; [`Running`] is where a readiness task joins
+//! the others.
 
+pub mod api;
+pub mod backoff;
+pub mod cluster;
+pub mod etcd_client;
+pub mod etcd_process;
+pub mod joiner;
+pub mod promoter;
 pub mod readiness;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Storage};
+use crate::error_class::ErrorClass;
+use crate::hooks::join_decision::JoinAction;
+use crate::join::JoinToken;
+use crate::join::bundle::{BundleError, CaBundle};
+use etcd_client::{Etcd, EtcdAccess, EtcdError};
+use etcd_process::{ClusterState, EtcdLaunch, EtcdProcessError, EventSink, SupervisorEvent};
+
+/// How often a starting etcd is asked whether it is healthy.
+const HEALTH_POLL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Etcd(#[from] EtcdError),
+    #[error(transparent)]
+    Process(#[from] EtcdProcessError),
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Join(#[from] joiner::JoinerError),
+    #[error("etcd at {endpoint} did not become {what} within {waited_s} s: {last}")]
+    NotHealthy {
+        endpoint: String,
+        what: &'static str,
+        waited_s: u64,
+        last: String,
+    },
+    #[error(transparent)]
+    Access(#[from] cluster::ClusterError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot watch for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+impl RunError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Etcd(error) => error.class(),
+            Self::Process(error) => error.class(),
+            Self::Api(error) => error.class(),
+            Self::Bundle(error) => error.class(),
+            Self::Join(error) => error.class(),
+            Self::Access(error) => error.class(),
+            Self::NotHealthy { .. } => ErrorClass::Unreachable,
+            Self::Runtime(_) | Self::Signals(_) => ErrorClass::Internal,
+        }
+    }
+}
+
+/// How this controller comes to be an etcd member.
+#[derive(Clone, Debug)]
+pub enum Membership {
+    /// The first member of a new cluster.
+    Create,
+    /// Already a member: etcd's data dir says so.
+    Member,
+    /// Join through the join API (or resume a recorded join).
+    Join { token: Option<JoinToken> },
+}
+
+/// Where the cluster's data lives.
+#[derive(Clone, Debug)]
+pub enum StoragePlan {
+    Embedded {
+        /// etcd's command line, less the cluster state, decided from
+        /// `membership`.
+        launch: EtcdLaunch,
+        membership: Membership,
+        join_record: PathBuf,
+    },
+    External { access: EtcdAccess },
+}
+
+/// Everything run mode needs, derived from the config and the data dir.
+#[derive(Clone, Debug)]
+pub struct RunPlan {
+    pub pki_dir: PathBuf,
+    pub api_listen: SocketAddr,
+    pub storage: StoragePlan,
+    /// How long joining (or a first start) may take before Plinth gives up.
+    pub join_timeout: Duration,
+}
+
+impl RunPlan {
+    /// The plan for the controller on `data_dir` after its init phases
+    /// decided `action` and committed.
+    pub fn new(
+        data_dir: &Path,
+        config: &Config,
+        action: JoinAction,
+        token: Option<JoinToken>,
+    ) -> Result<Self, RunError> {
+        let pki_dir = data_dir.join("pki");
+        let effective = &config.effective;
+        let storage = match &effective.storage {
+            Storage::Embedded(etcd) => {
+                let ca_sha256 = crate::join::token::certificate_sha256(&pki_dir.join("ca.crt"))
+                    .unwrap_or_default();
+                StoragePlan::Embedded {
+                    launch: EtcdLaunch {
+                        binary: etcd.binary.clone(),
+                        name: etcd.name.clone(),
+                        data_dir: data_dir.join("etcd"),
+                        pki_dir: pki_dir.clone(),
+                        client_url: etcd.client_url(),
+                        peer_url: etcd.peer_url(),
+                        cluster_token: cluster_token(&ca_sha256),
+                        state: ClusterState::Member,
+                    },
+                    membership: match action {
+                        JoinAction::CreateCluster => Membership::Create,
+                        JoinAction::AlreadyMember => Membership::Member,
+                        JoinAction::JoinCluster => Membership::Join { token },
+                    },
+                    join_record: data_dir.join(crate::join::JOIN_RECORD),
+                }
+            }
+            Storage::External(_) => StoragePlan::External {
+                access: cluster::ClusterAccess::from_config(config, &pki_dir)?.etcd,
+            },
+        };
+        Ok(Self {
+            pki_dir,
+            api_listen: SocketAddr::new(effective.api.address, effective.api.plinth_api_port),
+            storage,
+            join_timeout: effective.join_timeout.as_std(),
+        })
+    }
+}
+
+/// What run mode reports for the journal: a phase name and a JSON detail
+/// (never a secret).
+pub type Recorder = Arc<dyn Fn(&'static str, serde_json::Value) + Send + Sync>;
+
+/// Members, voters and learners as this controller sees them: the cluster
+/// facts readiness checks are made from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterFacts {
+    pub members: u32,
+    pub voters: u32,
+    pub learners: u32,
+    pub this_member_is_voter: bool,
+    #[serde(with = "etcd_client::hex_id")]
+    pub cluster_id: u64,
+}
+
+impl ClusterFacts {
+    pub async fn observe(etcd: &Etcd) -> Result<Self, EtcdError> {
+        let status = etcd.status().await?;
+        let members = etcd.members().await?;
+        let learners = members.iter().filter(|m| m.learner).count() as u32;
+        Ok(Self {
+            members: members.len() as u32,
+            voters: members.len() as u32 - learners,
+            learners,
+            this_member_is_voter: !status.learner,
+            cluster_id: status.cluster_id,
+        })
+    }
+}
+
+/// The `--initial-cluster-token` of a cluster: derived from its CA, so
+/// that two clusters' etcds never mistake each other's peers.
+pub fn cluster_token(ca_sha256: &str) -> String {
+    format!("plinth-{}", &ca_sha256[..ca_sha256.len().min(16)])
+}
+
+/// Build the runtime and run until SIGTERM or SIGINT.
+pub fn run_blocking(plan: RunPlan, record: Recorder) -> Result<(), RunError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("plinth-run")
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let signals = tokio::spawn(watch_signals(shutdown.clone()));
+        let outcome = run(plan, record, shutdown).await;
+        signals.abort();
+        outcome
+    })
+}
+
+/// SIGTERM or SIGINT cancel `shutdown`.
+async fn watch_signals(shutdown: CancellationToken) -> Result<(), RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let name = tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    };
+    tracing::info!(signal = name, "stopping");
+    shutdown.cancel();
+    Ok(())
+}
+
+/// Run mode proper: bring etcd up (or join), serve, and stop in order when
+/// `shutdown` is cancelled.
+pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -> Result<(), RunError> {
+    // etcd stops after the API and the promoter: its own token.
+    let stop_etcd = CancellationToken::new();
+    let started = Instant::now();
+    let deadline = started + plan.join_timeout;
+    let (etcd, supervisor) = match &plan.storage {
+        StoragePlan::Embedded {
+            launch,
+            membership,
+            join_record,
+        } => {
+            let mut launch = launch.clone();
+            launch.state = match membership {
+                Membership::Create => ClusterState::New,
+                Membership::Member => ClusterState::Member,
+                Membership::Join { token } => {
+                    let joined = joiner::ensure_membership(
+                        join_record,
+                        token.as_ref(),
+                        &launch,
+                        deadline,
+                        &shutdown,
+                    )
+                    .await?;
+                    record("join", serde_json::json!({
+                        "memberId": format!("{:016x}", joined.member_id),
+                        "initialCluster": joined.initial_cluster,
+                        "resumed": joined.resumed,
+                    }));
+                    ClusterState::Existing {
+                        initial_cluster: joined.initial_cluster,
+                    }
+                }
+            };
+            let access = EtcdAccess::embedded(&plan.pki_dir, launch.client_url.clone());
+            let etcd = Etcd::connect(&access).await?;
+            let sink: EventSink = {
+                let record = record.clone();
+                Arc::new(move |event| record("etcd", supervisor_detail(&event)))
+            };
+            let joining = matches!(launch.state, ClusterState::Existing { .. });
+            let mut supervisor =
+                tokio::spawn(etcd_process::supervise(launch, sink, stop_etcd.clone()));
+            let waited = tokio::select! {
+                outcome = wait_until_voter(&etcd, joining, deadline) => outcome,
+                exited = &mut supervisor => Err(match exited {
+                    Ok(Err(error)) => RunError::Process(error),
+                    _ => RunError::NotHealthy {
+                        endpoint: etcd.endpoints().to_owned(),
+                        what: "healthy",
+                        waited_s: started.elapsed().as_secs(),
+                        last: "the supervisor stopped".to_owned(),
+                    },
+                }),
+                () = shutdown.cancelled() => Ok(()),
+            };
+            if let Err(error) = waited {
+                stop_etcd.cancel();
+                let _ = supervisor.await;
+                return Err(error);
+            }
+            // A voter's membership is in etcd's own data now; the record
+            // has done its work (and etcd warns about foreign files).
+            if !shutdown.is_cancelled() && join_record.exists() {
+                joiner::forget_record(join_record)?;
+            }
+            (etcd, Some(supervisor))
+        }
+        StoragePlan::External { access } => {
+            let etcd = Etcd::connect(access).await?;
+            wait_until_voter(&etcd, false, deadline).await?;
+            (etcd, None)
+        }
+    };
+    if !shutdown.is_cancelled() {
+        let took = started.elapsed();
+        tracing::info!(took_ms = took.as_millis() as u64, endpoint = etcd.endpoints(), "etcd healthy");
+        record("etcd", serde_json::json!({"healthy": true, "tookMs": took.as_millis() as u64}));
+    }
+    let serving = serve(&plan, etcd, &shutdown).await;
+    stop_etcd.cancel();
+    if let Some(supervisor) = supervisor {
+        let _ = supervisor.await;
+    }
+    serving
+}
+
+/// The join API and the promoter, until `shutdown`.
+async fn serve(plan: &RunPlan, etcd: Etcd, shutdown: &CancellationToken) -> Result<(), RunError> {
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
+    let embedded = matches!(plan.storage, StoragePlan::Embedded { .. });
+    let bundle = Arc::new(CaBundle::read(&plan.pki_dir, embedded)?);
+    let ca_sha256 = crate::join::token::pem_certificate_sha256(bundle.ca.cert.as_bytes())
+        .unwrap_or_default();
+    let learner_added = Arc::new(Notify::new());
+    let state = api::ApiState {
+        tokens: tokens::TokenStore::new(etcd.clone()),
+        etcd: embedded.then(|| etcd.clone()),
+        bundle,
+        cluster_token: cluster_token(&ca_sha256),
+        learner_added: learner_added.clone(),
+    };
+    let acceptor = api::tls_acceptor(&plan.pki_dir)?;
+    let listener = api::bind(plan.api_listen).await?;
+    tracing::info!(address = %plan.api_listen, "join API serving");
+    let api = tokio::spawn(api::serve(
+        listener,
+        acceptor,
+        api::routes(state),
+        shutdown.clone(),
+    ));
+    let promoter = embedded.then(|| {
+        tokio::spawn(promoter::promote_learners(
+            etcd,
+            learner_added,
+            shutdown.clone(),
+        ))
+    });
+    let _ = api.await;
+    if let Some(promoter) = promoter {
+        let _ = promoter.await;
+    }
+    Ok(())
+}
+
+/// Wait until the etcd at `etcd` answers a linearizable read; when
+/// `joining`, first until this member is a voter (a learner serves no such
+/// read).
+async fn wait_until_voter(etcd: &Etcd, joining: bool, deadline: Instant) -> Result<(), RunError> {
+    let started = Instant::now();
+    let mut last = String::from("no answer yet");
+    loop {
+        let ready = if joining {
+            match etcd.status().await {
+                Ok(status) if status.learner => {
+                    last = "still a learner".to_owned();
+                    false
+                }
+                Ok(_) => etcd.healthy().await.map_err(|e| last = e.to_string()).is_ok(),
+                Err(error) => {
+                    last = error.to_string();
+                    false
+                }
+            }
+        } else {
+            etcd.healthy().await.map_err(|e| last = e.to_string()).is_ok()
+        };
+        if ready {
+            return Ok(());
+        }
+        if Instant::now() + HEALTH_POLL >= deadline {
+            return Err(RunError::NotHealthy {
+                endpoint: etcd.endpoints().to_owned(),
+                what: if joining { "a voter" } else { "healthy" },
+                waited_s: started.elapsed().as_secs(),
+                last,
+            });
+        }
+        tokio::time::sleep(HEALTH_POLL).await;
+    }
+}
+
+fn supervisor_detail(event: &SupervisorEvent) -> serde_json::Value {
+    match event {
+        SupervisorEvent::Started { pid, restart } => {
+            serde_json::json!({"event": "started", "pid": pid, "restart": restart})
+        }
+        SupervisorEvent::Exited { status, restart_in } => serde_json::json!({
+            "event": "exited", "status": status, "restartInMs": restart_in.as_millis() as u64
+        }),
+        SupervisorEvent::Stopped { status, killed } => {
+            serde_json::json!({"event": "stopped", "status": status, "killed": killed})
+        }
+    }
+}
+
+/// `text` fit for a terminal and a log line: control characters escaped,
+/// at most 2000 characters.
+pub fn printable(text: &str) -> String {
+    const MAX: usize = 2000;
+    let mut out = String::with_capacity(text.len().min(MAX));
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -319,7 +319,7 @@ impl<'a> Script<'a> {
         if self.flag("join.echo-facts") {
             next.reason = format!(
                 "storage={} etcd-member-data={} join-token-present={} join-token-api={} \
-                 hostname={} current={} current-reason={}",
+                 recorded-member={} hostname={} current={} current-reason={}",
                 match facts.storage {
                     StorageKind::EmbeddedEtcd => "embedded-etcd",
                     StorageKind::ExternalEtcd => "external-etcd",
@@ -327,6 +327,10 @@ impl<'a> Script<'a> {
                 facts.etcd_member_data,
                 facts.join_token_present,
                 facts.join_token_api.as_deref().unwrap_or("-"),
+                facts
+                    .recorded_membership
+                    .as_ref()
+                    .map_or("-", |m| m.member_id.as_str()),
                 facts.hostname,
                 action_name(current.action),
                 current.reason
@@ -541,6 +545,7 @@ mod tests {
             etcd_member_data: false,
             join_token_present: true,
             join_token_api: Some("10.0.0.1:6443".into()),
+            recorded_membership: None,
             hostname: "n1".into(),
         }
     }
