@@ -52,6 +52,8 @@ pub struct Bootstrap {
     /// Findings that did not deny (warnings, information).
     pub notes: Vec<Attributed>,
     pub plugins: Vec<String>,
+    /// The plugins themselves, for run mode's readiness checks.
+    pub loaded: std::sync::Arc<PluginSet>,
     /// The configuration in force, for run mode.
     pub config: Config,
 }
@@ -219,6 +221,7 @@ fn run_from_plugins(
         images,
         notes,
         plugins: plugins.all().iter().map(|p| p.name.clone()).collect(),
+        loaded: std::sync::Arc::new(plugins),
         config,
     })
 }

@@ -51,6 +51,8 @@ pub enum Error {
     Run(#[from] crate::run::RunError),
     #[error(transparent)]
     Cluster(#[from] crate::run::cluster::ClusterError),
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
     #[error("cannot prepare the data dir {path}: {source}")]
     DataDir {
         path: std::path::PathBuf,
@@ -66,6 +68,7 @@ impl Error {
             Error::JoinApi(error) => exit_code_of(error.class()),
             Error::Run(error) => exit_code_of(error.class()),
             Error::Cluster(error) => exit_code_of(error.class()),
+            Error::Status(error) => exit_code_of(error.class()),
             Error::Images(error) => error.exit_code(),
             Error::Join(error) => error.exit_code(),
             Error::Plugin(error) => error.exit_code(),

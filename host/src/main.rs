@@ -12,9 +12,9 @@ use plinth::cli::{
     AirgapCommand, Cli, Command, ControllerArgs, EtcdCommand, Output, PkiCommand, PluginsCommand,
     TokenCommand, TokenRole,
 };
-use plinth::run::cluster::{self, ClusterAccess};
 use plinth::controller::{self, InitOptions};
 use plinth::images::{self, Catalog, Selection};
+use plinth::run::cluster::{self, ClusterAccess};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -104,7 +104,23 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
         }
         Command::Token(command) => token_command(command),
         Command::Etcd(command) => etcd_command(command),
+        Command::Status { data_dir, output } => status_command(&data_dir.data_dir, output),
     }
+}
+
+fn status_command(data_dir: &std::path::Path, output: Output) -> anyhow::Result<plinth::ExitCode> {
+    let address = plinth::run::cluster::join_api_address(data_dir).map_err(plinth::Error::from)?;
+    let report =
+        plinth::status::query(&data_dir.join("pki"), address).map_err(plinth::Error::from)?;
+    match output {
+        Output::Text => emit(&plinth::status::Text(&report).to_string())?,
+        Output::Json => emit(&serde_json::to_string_pretty(&report)?)?,
+    };
+    Ok(if report.ready {
+        plinth::ExitCode::Done
+    } else {
+        plinth::ExitCode::Unreachable
+    })
 }
 
 fn access(data_dir: &std::path::Path) -> anyhow::Result<ClusterAccess> {
@@ -142,7 +158,8 @@ fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
             emit(&text)
         }
         TokenCommand::List { output, data_dir } => {
-            let tokens = cluster::token_list(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let tokens =
+                cluster::token_list(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
             print(&plinth::report::Tokens(tokens), output)
         }
         TokenCommand::Revoke { id, data_dir } => {
@@ -153,7 +170,8 @@ fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
                     message,
                 })
             })?;
-            cluster::token_revoke(&access(&data_dir.data_dir)?, &id).map_err(plinth::Error::from)?;
+            cluster::token_revoke(&access(&data_dir.data_dir)?, &id)
+                .map_err(plinth::Error::from)?;
             emit(&format!("token {id} revoked"))
         }
     }
@@ -162,11 +180,13 @@ fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
 fn etcd_command(command: EtcdCommand) -> anyhow::Result<plinth::ExitCode> {
     match command {
         EtcdCommand::Members { output, data_dir } => {
-            let members = cluster::members(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let members =
+                cluster::members(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
             print(&plinth::report::Members(members), output)
         }
         EtcdCommand::Leave { data_dir } => {
-            let member = cluster::leave(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let member =
+                cluster::leave(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
             emit(&format!(
                 "member `{}` ({:016x}) removed from the cluster; stop this controller and remove its data dir",
                 plinth::run::printable(&member.name),
@@ -202,14 +222,13 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> 
         &bootstrap.config,
         bootstrap.join.action,
         token,
+        std::sync::Arc::clone(&bootstrap.loaded),
     )
     .map_err(plinth::Error::from)?;
     let journal = plinth::journal::Journal::open(&options.data_dir).map_err(plinth::Error::from)?;
     let journal = std::sync::Mutex::new(journal);
-    let record: plinth::run::Recorder = std::sync::Arc::new(move |phase, detail| {
-        use plinth::journal::{Entry, Verdict};
+    let record: plinth::run::Recorder = std::sync::Arc::new(move |entry| {
         let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = Entry::new(phase, "builtin:run", Verdict::Event).detail(detail);
         if let Err(error) = journal.record(entry).and_then(|()| journal.sync()) {
             tracing::warn!(%error, "cannot write the journal");
         }

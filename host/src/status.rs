@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::error_class::ErrorClass;
 use crate::run::readiness::render::one_line;
 use crate::run::readiness::{ProbeSetupError, Prober, Report, TrustedCas};
 
@@ -31,11 +32,11 @@ pub enum StatusError {
 }
 
 impl StatusError {
-    pub fn exit_code(&self) -> crate::ExitCode {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Ca(_) => crate::ExitCode::Usage,
-            Self::Unreachable { .. } => crate::ExitCode::Unreachable,
-            Self::BadAnswer { .. } => crate::ExitCode::Internal,
+            Self::Ca(_) => ErrorClass::Invalid,
+            Self::Unreachable { .. } => ErrorClass::Unreachable,
+            Self::BadAnswer { .. } => ErrorClass::Internal,
         }
     }
 }

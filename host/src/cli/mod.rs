@@ -45,6 +45,15 @@ pub enum Command {
     /// The running cluster's etcd members.
     #[command(subcommand)]
     Etcd(EtcdCommand),
+    /// Readiness of the local controller: every check, with why it is not
+    /// ready yet (its `/readyz?verbose`). Exits 0 when ready, 5 when not
+    /// (or when no controller answers).
+    Status {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -380,6 +380,14 @@ pub struct PluginSet {
     _runtime: Option<Runtime>,
 }
 
+impl std::fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.plugins.iter().map(|plugin| &plugin.name))
+            .finish()
+    }
+}
+
 impl PluginSet {
     pub fn empty() -> Self {
         Self {

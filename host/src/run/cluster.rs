@@ -78,12 +78,7 @@ impl ClusterAccess {
     /// From the data dir's persisted config, resolved as the controller
     /// resolved it.
     pub fn from_data_dir(data_dir: &Path) -> Result<Self, ClusterError> {
-        let persisted = data_dir.join(crate::config::PERSISTED_PATH);
-        if !persisted.is_file() {
-            return Err(ClusterError::NoController { path: persisted });
-        }
-        let config = Config::load(Some(&persisted), &NodeFacts::discover())?;
-        Self::from_config(&config, &data_dir.join("pki"))
+        Self::from_config(&persisted_config(data_dir)?, &data_dir.join("pki"))
     }
 
     pub fn from_config(config: &Config, pki_dir: &Path) -> Result<Self, ClusterError> {
@@ -127,6 +122,22 @@ impl ClusterAccess {
     }
 }
 
+/// The config the controller on `data_dir` persisted, resolved as the
+/// controller resolved it.
+pub fn persisted_config(data_dir: &Path) -> Result<Config, ClusterError> {
+    let persisted = data_dir.join(crate::config::PERSISTED_PATH);
+    if !persisted.is_file() {
+        return Err(ClusterError::NoController { path: persisted });
+    }
+    Ok(Config::load(Some(&persisted), &NodeFacts::discover())?)
+}
+
+/// The address of the join API of the controller on `data_dir`.
+pub fn join_api_address(data_dir: &Path) -> Result<std::net::SocketAddr, ClusterError> {
+    let api = persisted_config(data_dir)?.effective.api;
+    Ok(std::net::SocketAddr::new(api.address, api.plinth_api_port))
+}
+
 /// Run `body` on a runtime of its own: these commands are short and alone.
 fn block_on<T>(
     body: impl std::future::Future<Output = Result<T, ClusterError>>,
@@ -147,9 +158,7 @@ pub fn token_create(
     let ca_sha256 = access.ca_sha256()?;
     block_on(async {
         let store = TokenStore::new(Etcd::connect(&access.etcd).await?);
-        let (credential, stored) = store
-            .create(role, ttl, OffsetDateTime::now_utc())
-            .await?;
+        let (credential, stored) = store.create(role, ttl, OffsetDateTime::now_utc()).await?;
         Ok((
             JoinToken::render(&access.api, &ca_sha256, &credential),
             stored,

@@ -10,11 +10,10 @@
 //!                    └─► then etcd: SIGTERM, grace period, SIGKILL ─► exit 0
 //! ```
 //!
-//! Seams for later work (issue 12): [`api::routes`] returns a router the
-//! caller may merge more routes into (`/readyz`) before [`api::serve`];
-//! [`ClusterFacts::observe`] answers members, voters, learners and cluster
-//! id for readiness checks; [`Running`] is where a readiness task joins
-//! the others.
+//! Once etcd is started, the join API serves (`/livez`, `/readyz` and the
+//! join routes) while the [`readiness`] phase runs every check at once; a
+//! check that fails or a readiness timeout stops the controller in the same
+//! order.
 
 pub mod api;
 pub mod backoff;
@@ -32,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -40,11 +40,10 @@ use crate::error_class::ErrorClass;
 use crate::hooks::join_decision::JoinAction;
 use crate::join::JoinToken;
 use crate::join::bundle::{BundleError, CaBundle};
+use crate::journal::{Entry, Verdict};
+use crate::plugin::PluginSet;
 use etcd_client::{Etcd, EtcdAccess, EtcdError};
 use etcd_process::{ClusterState, EtcdLaunch, EtcdProcessError, EventSink, SupervisorEvent};
-
-/// How often a starting etcd is asked whether it is healthy.
-const HEALTH_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -58,13 +57,8 @@ pub enum RunError {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Join(#[from] joiner::JoinerError),
-    #[error("etcd at {endpoint} did not become {what} within {waited_s} s: {last}")]
-    NotHealthy {
-        endpoint: String,
-        what: &'static str,
-        waited_s: u64,
-        last: String,
-    },
+    #[error(transparent)]
+    Readiness(#[from] readiness::ReadinessError),
     #[error(transparent)]
     Access(#[from] cluster::ClusterError),
     #[error("cannot start the async runtime: {0}")]
@@ -82,7 +76,7 @@ impl RunError {
             Self::Bundle(error) => error.class(),
             Self::Join(error) => error.class(),
             Self::Access(error) => error.class(),
-            Self::NotHealthy { .. } => ErrorClass::Unreachable,
+            Self::Readiness(error) => error.class(),
             Self::Runtime(_) | Self::Signals(_) => ErrorClass::Internal,
         }
     }
@@ -109,7 +103,9 @@ pub enum StoragePlan {
         membership: Membership,
         join_record: PathBuf,
     },
-    External { access: EtcdAccess },
+    External {
+        access: EtcdAccess,
+    },
 }
 
 /// Everything run mode needs, derived from the config and the data dir.
@@ -120,6 +116,10 @@ pub struct RunPlan {
     pub storage: StoragePlan,
     /// How long joining (or a first start) may take before Plinth gives up.
     pub join_timeout: Duration,
+    /// `spec.readiness.timeout`.
+    pub readiness_timeout: Duration,
+    /// The plugins the init phases loaded; readiness asks them again.
+    pub plugins: Arc<PluginSet>,
 }
 
 impl RunPlan {
@@ -130,6 +130,7 @@ impl RunPlan {
         config: &Config,
         action: JoinAction,
         token: Option<JoinToken>,
+        plugins: Arc<PluginSet>,
     ) -> Result<Self, RunError> {
         let pki_dir = data_dir.join("pki");
         let effective = &config.effective;
@@ -165,40 +166,18 @@ impl RunPlan {
             api_listen: SocketAddr::new(effective.api.address, effective.api.plinth_api_port),
             storage,
             join_timeout: effective.join_timeout.as_std(),
+            readiness_timeout: effective.readiness.timeout,
+            plugins,
         })
     }
 }
 
-/// What run mode reports for the journal: a phase name and a JSON detail
-/// (never a secret).
-pub type Recorder = Arc<dyn Fn(&'static str, serde_json::Value) + Send + Sync>;
+/// Where run mode's journal entries go (never a secret in them).
+pub type Recorder = Arc<dyn Fn(Entry) + Send + Sync>;
 
-/// Members, voters and learners as this controller sees them: the cluster
-/// facts readiness checks are made from.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClusterFacts {
-    pub members: u32,
-    pub voters: u32,
-    pub learners: u32,
-    pub this_member_is_voter: bool,
-    #[serde(with = "etcd_client::hex_id")]
-    pub cluster_id: u64,
-}
-
-impl ClusterFacts {
-    pub async fn observe(etcd: &Etcd) -> Result<Self, EtcdError> {
-        let status = etcd.status().await?;
-        let members = etcd.members().await?;
-        let learners = members.iter().filter(|m| m.learner).count() as u32;
-        Ok(Self {
-            members: members.len() as u32,
-            voters: members.len() as u32 - learners,
-            learners,
-            this_member_is_voter: !status.learner,
-            cluster_id: status.cluster_id,
-        })
-    }
+/// A run-mode event for the journal.
+fn event(phase: &'static str, detail: serde_json::Value) -> Entry {
+    Entry::new(phase, "builtin:run", Verdict::Event).detail(detail)
 }
 
 /// The `--initial-cluster-token` of a cluster: derived from its CA, so
@@ -240,12 +219,16 @@ async fn watch_signals(shutdown: CancellationToken) -> Result<(), RunError> {
 
 /// Run mode proper: bring etcd up (or join), serve, and stop in order when
 /// `shutdown` is cancelled.
-pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    plan: RunPlan,
+    record: Recorder,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     // etcd stops after the API and the promoter: its own token.
     let stop_etcd = CancellationToken::new();
     let started = Instant::now();
     let deadline = started + plan.join_timeout;
-    let (etcd, supervisor) = match &plan.storage {
+    let (etcd, mut supervisor) = match &plan.storage {
         StoragePlan::Embedded {
             launch,
             membership,
@@ -264,11 +247,14 @@ pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -
                         &shutdown,
                     )
                     .await?;
-                    record("join", serde_json::json!({
-                        "memberId": format!("{:016x}", joined.member_id),
-                        "initialCluster": joined.initial_cluster,
-                        "resumed": joined.resumed,
-                    }));
+                    record(event(
+                        "join",
+                        serde_json::json!({
+                            "memberId": format!("{:016x}", joined.member_id),
+                            "initialCluster": joined.initial_cluster,
+                            "resumed": joined.resumed,
+                        }),
+                    ));
                     ClusterState::Existing {
                         initial_cluster: joined.initial_cluster,
                     }
@@ -278,64 +264,42 @@ pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -
             let etcd = Etcd::connect(&access).await?;
             let sink: EventSink = {
                 let record = record.clone();
-                Arc::new(move |event| record("etcd", supervisor_detail(&event)))
+                Arc::new(move |happened| record(event("etcd", supervisor_detail(&happened))))
             };
-            let joining = matches!(launch.state, ClusterState::Existing { .. });
-            let mut supervisor =
-                tokio::spawn(etcd_process::supervise(launch, sink, stop_etcd.clone()));
-            let waited = tokio::select! {
-                outcome = wait_until_voter(&etcd, joining, deadline) => outcome,
-                exited = &mut supervisor => Err(match exited {
-                    Ok(Err(error)) => RunError::Process(error),
-                    _ => RunError::NotHealthy {
-                        endpoint: etcd.endpoints().to_owned(),
-                        what: "healthy",
-                        waited_s: started.elapsed().as_secs(),
-                        last: "the supervisor stopped".to_owned(),
-                    },
-                }),
-                () = shutdown.cancelled() => Ok(()),
-            };
-            if let Err(error) = waited {
-                stop_etcd.cancel();
-                let _ = supervisor.await;
-                return Err(error);
-            }
-            // A voter's membership is in etcd's own data now; the record
-            // has done its work (and etcd warns about foreign files).
-            if !shutdown.is_cancelled() && join_record.exists() {
-                joiner::forget_record(join_record)?;
-            }
-            (etcd, Some(supervisor))
+            let supervisor = tokio::spawn(etcd_process::supervise(launch, sink, stop_etcd.clone()));
+            (etcd, Some((supervisor, join_record.clone())))
         }
-        StoragePlan::External { access } => {
-            let etcd = Etcd::connect(access).await?;
-            wait_until_voter(&etcd, false, deadline).await?;
-            (etcd, None)
-        }
+        StoragePlan::External { access } => (Etcd::connect(access).await?, None),
     };
-    if !shutdown.is_cancelled() {
-        let took = started.elapsed();
-        tracing::info!(took_ms = took.as_millis() as u64, endpoint = etcd.endpoints(), "etcd healthy");
-        record("etcd", serde_json::json!({"healthy": true, "tookMs": took.as_millis() as u64}));
-    }
-    let serving = serve(&plan, etcd, &shutdown).await;
+    let serving = serve(&plan, etcd, supervisor.as_mut(), &record, &shutdown).await;
     stop_etcd.cancel();
-    if let Some(supervisor) = supervisor {
+    if let Some((supervisor, _)) = supervisor
+        && !supervisor.is_finished()
+    {
         let _ = supervisor.await;
     }
     serving
 }
 
-/// The join API and the promoter, until `shutdown`.
-async fn serve(plan: &RunPlan, etcd: Etcd, shutdown: &CancellationToken) -> Result<(), RunError> {
+/// etcd's supervisor, and the join record to forget once this member votes.
+type Supervised = (JoinHandle<Result<(), EtcdProcessError>>, PathBuf);
+
+/// The join API and the promoter until `shutdown`, and the readiness phase
+/// beside them: a check that fails or never becomes ready stops them all.
+async fn serve(
+    plan: &RunPlan,
+    etcd: Etcd,
+    mut supervised: Option<&mut Supervised>,
+    record: &Recorder,
+    shutdown: &CancellationToken,
+) -> Result<(), RunError> {
     if shutdown.is_cancelled() {
         return Ok(());
     }
     let embedded = matches!(plan.storage, StoragePlan::Embedded { .. });
     let bundle = Arc::new(CaBundle::read(&plan.pki_dir, embedded)?);
-    let ca_sha256 = crate::join::token::pem_certificate_sha256(bundle.ca.cert.as_bytes())
-        .unwrap_or_default();
+    let ca_sha256 =
+        crate::join::token::pem_certificate_sha256(bundle.ca.cert.as_bytes()).unwrap_or_default();
     let learner_added = Arc::new(Notify::new());
     let state = api::ApiState {
         tokens: tokens::TokenStore::new(etcd.clone()),
@@ -344,13 +308,14 @@ async fn serve(plan: &RunPlan, etcd: Etcd, shutdown: &CancellationToken) -> Resu
         cluster_token: cluster_token(&ca_sha256),
         learner_added: learner_added.clone(),
     };
+    let (board, view) = readiness::Board::new();
     let acceptor = api::tls_acceptor(&plan.pki_dir)?;
     let listener = api::bind(plan.api_listen).await?;
     tracing::info!(address = %plan.api_listen, "join API serving");
     let api = tokio::spawn(api::serve(
         listener,
         acceptor,
-        api::routes(state),
+        api::routes(state).merge(readiness::routes(view)),
         shutdown.clone(),
     ));
     let promoter = embedded.then(|| {
@@ -360,47 +325,68 @@ async fn serve(plan: &RunPlan, etcd: Etcd, shutdown: &CancellationToken) -> Resu
             shutdown.clone(),
         ))
     });
+    let ready = tokio::select! {
+        outcome = readiness(plan, &board, record) => outcome,
+        exited = supervisor_exit(supervised.as_deref_mut()) => Err(exited),
+        () = shutdown.cancelled() => Ok(()),
+    };
+    if let (Ok(()), Some((_, join_record))) = (&ready, &supervised)
+        && join_record.exists()
+    {
+        // A voter's membership is in etcd's own data now; the record has
+        // done its work (and etcd warns about foreign files).
+        joiner::forget_record(join_record)?;
+    }
+    if ready.is_err() {
+        shutdown.cancel();
+    }
     let _ = api.await;
     if let Some(promoter) = promoter {
         let _ = promoter.await;
     }
-    Ok(())
+    ready
 }
 
-/// Wait until the etcd at `etcd` answers a linearizable read; when
-/// `joining`, first until this member is a voter (a learner serves no such
-/// read).
-async fn wait_until_voter(etcd: &Etcd, joining: bool, deadline: Instant) -> Result<(), RunError> {
-    let started = Instant::now();
-    let mut last = String::from("no answer yet");
-    loop {
-        let ready = if joining {
-            match etcd.status().await {
-                Ok(status) if status.learner => {
-                    last = "still a learner".to_owned();
-                    false
-                }
-                Ok(_) => etcd.healthy().await.map_err(|e| last = e.to_string()).is_ok(),
-                Err(error) => {
-                    last = error.to_string();
-                    false
-                }
-            }
-        } else {
-            etcd.healthy().await.map_err(|e| last = e.to_string()).is_ok()
-        };
-        if ready {
-            return Ok(());
-        }
-        if Instant::now() + HEALTH_POLL >= deadline {
-            return Err(RunError::NotHealthy {
-                endpoint: etcd.endpoints().to_owned(),
-                what: if joining { "a voter" } else { "healthy" },
-                waited_s: started.elapsed().as_secs(),
-                last,
-            });
-        }
-        tokio::time::sleep(HEALTH_POLL).await;
+/// The readiness phase, journaled check by check whatever its outcome.
+async fn readiness(
+    plan: &RunPlan,
+    board: &readiness::Board,
+    record: &Recorder,
+) -> Result<(), RunError> {
+    let (etcd, own_member) = match &plan.storage {
+        StoragePlan::Embedded { launch, .. } => (
+            readiness::health_checker(&plan.pki_dir, launch.client_url.clone()),
+            true,
+        ),
+        StoragePlan::External { access } => (access.clone(), false),
+    };
+    let setup = readiness::Setup {
+        timeout: plan.readiness_timeout,
+        etcd,
+        own_member,
+        plinth_api_livez: url::Url::parse(&format!("https://{}/livez", plan.api_listen))
+            .expect("a socket address makes a URL"),
+        pki_dir: plan.pki_dir.clone(),
+        plugins: Arc::clone(&plan.plugins),
+        modules: readiness::KernelModules::of_this_node(),
+    };
+    let outcome = readiness::run(setup, board).await;
+    for entry in readiness::journal_entries(&board.view().snapshot(), &plan.plugins) {
+        record(entry);
+    }
+    Ok(outcome.map(|_| ())?)
+}
+
+/// Resolves when etcd's supervisor gave up (etcd cannot be started at all);
+/// never without one.
+async fn supervisor_exit(supervised: Option<&mut Supervised>) -> RunError {
+    let Some((supervisor, _)) = supervised else {
+        return std::future::pending().await;
+    };
+    match supervisor.await {
+        Ok(Err(error)) => RunError::Process(error),
+        // Stopped (only after `serve`) or panicked: readiness reports etcd.
+        _ => std::future::pending().await,
     }
 }
 

@@ -8,53 +8,31 @@
 //! list for the facts. The facts keep flowing after both checks are ready,
 //! since plugin checks (quorum-guard's `min-voters`) wait on them.
 
-use std::path::Path;
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
 use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use url::Url;
 
 use super::board::{CheckHandle, State};
-use super::probe::{self, ProbeSetupError, Prober};
+use super::probe::Prober;
 use crate::hooks::readiness::ClusterFacts;
+use crate::run::etcd_client::{Etcd, EtcdAccess, EtcdError};
 
 /// How often the built-in checks look again while not ready: k3s polls
 /// every 2 s, k0s every 100 ms; 100 ms keeps the reaction to a change within
 /// the 100 ms the readiness phase promises, at one local RPC per poll.
 pub const POLL: Duration = Duration::from_millis(100);
-/// Deadline of one etcd RPC or one connection attempt.
-const RPC_TIMEOUT: Duration = Duration::from_secs(1);
-/// The key of the linearizable read; its value does not matter (kubeadm's
-/// and etcdctl's health checks read a key that need not exist).
-const HEALTH_KEY: &str = "health";
 
-/// How to reach this controller's etcd member as its health checker.
-pub struct EtcdAccess {
-    endpoint: String,
-    tls: TlsOptions,
-}
-
-impl EtcdAccess {
-    /// `endpoint` (`https://127.0.0.2:2379`) with the data dir's
-    /// `etcd/ca.crt` and `etcd/healthcheck-client.{crt,key}` under `pki_dir`.
-    pub fn new(endpoint: String, pki_dir: &Path) -> Result<Self, ProbeSetupError> {
-        let ca = probe::read_pem(&pki_dir.join("etcd/ca.crt"))?;
-        let cert = probe::read_pem(&pki_dir.join("etcd/healthcheck-client.crt"))?;
-        let key = probe::read_pem(&pki_dir.join("etcd/healthcheck-client.key"))?;
-        let tls = TlsOptions::new()
-            .ca_certificate(Certificate::from_pem(ca))
-            .identity(Identity::from_pem(cert, key));
-        Ok(Self { endpoint, tls })
-    }
-
-    async fn connect(&self) -> Result<Client, etcd_client::Error> {
-        let options = ConnectOptions::new()
-            .with_tls(self.tls.clone())
-            .with_connect_timeout(RPC_TIMEOUT)
-            .with_timeout(RPC_TIMEOUT);
-        Client::connect([self.endpoint.as_str()], Some(options)).await
+/// How the readiness phase reaches etcd: this controller's member, as
+/// kubeadm's health checker (`etcd/healthcheck-client`), or the external
+/// cluster with the credentials the operator configured.
+pub fn health_checker(pki_dir: &std::path::Path, client_url: String) -> EtcdAccess {
+    EtcdAccess {
+        endpoints: vec![client_url],
+        ca: pki_dir.join("etcd/ca.crt"),
+        cert: pki_dir.join("etcd/healthcheck-client.crt"),
+        key: pki_dir.join("etcd/healthcheck-client.key"),
     }
 }
 
@@ -75,47 +53,51 @@ impl EtcdTask {
         loop {
             tick.tick().await;
             if client.is_none() {
-                match self.access.connect().await {
+                match Etcd::connect(&self.access).await {
                     Ok(connected) => client = Some(connected),
                     Err(error) => {
-                        self.not_answering(&format!(
-                            "cannot connect to {}: {error}",
-                            self.access.endpoint
-                        ));
+                        self.not_answering(&error);
                         continue;
                     }
                 }
             }
-            if let Some(client) = &mut client {
-                self.observe(client).await;
+            if let Some(etcd) = &client
+                && !self.observe(etcd).await
+            {
+                // A fresh channel next time: the client's own reconnection
+                // backs off for longer than a start-up can afford.
+                client = None;
             }
         }
     }
 
-    fn not_answering(&self, reason: &str) {
-        self.etcd.observe(State::Waiting(reason.to_owned()));
+    fn not_answering(&self, error: &EtcdError) {
+        let reason = format!("etcd does not answer: {error}");
+        self.etcd.observe(State::Waiting(reason.clone()));
         if let Some(voter) = &self.voter {
-            voter.observe(State::Waiting(reason.to_owned()));
+            voter.observe(State::Waiting(reason));
         }
     }
 
-    async fn observe(&self, client: &mut Client) {
-        self.etcd.observe(match client.get(HEALTH_KEY, None).await {
-            Ok(_) => State::Ready,
-            Err(error) => State::Waiting(format!("linearizable read failed: {error}")),
+    /// One look at etcd; `false` when it did not answer at all.
+    async fn observe(&self, etcd: &Etcd) -> bool {
+        let read = etcd.healthy().await;
+        let answered = read.is_ok();
+        self.etcd.observe(match read {
+            Ok(()) => State::Ready,
+            Err(error) => State::Waiting(format!("no linearizable read: {error}")),
         });
-        let status = match client.status().await {
+        let status = match etcd.status().await {
             Ok(status) => status,
             Err(error) => {
                 if let Some(voter) = &self.voter {
                     voter.observe(State::Waiting(format!("no status from etcd: {error}")));
                 }
-                return;
+                return answered;
             }
         };
-        let is_learner = status.is_learner();
         if let Some(voter) = &self.voter {
-            voter.observe(if is_learner {
+            voter.observe(if status.learner {
                 State::Waiting(
                     "this member is a learner; it votes once the leader has promoted it".to_owned(),
                 )
@@ -125,16 +107,15 @@ impl EtcdTask {
         }
         // A learner may refuse the member list; the facts then wait for its
         // promotion.
-        if let Ok(list) = client.member_list().await {
-            let members = list.members();
-            let learners = members.iter().filter(|m| m.is_learner()).count();
+        if let Ok(members) = etcd.members().await {
+            let learners = members.iter().filter(|m| m.learner).count();
             let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
             let facts = ClusterFacts {
                 members: count(members.len()),
                 voters: count(members.len() - learners),
                 learners: count(learners),
-                this_node_voter: !is_learner,
-                cluster_id: list.header().map_or(0, |header| header.cluster_id()),
+                this_node_voter: !status.learner,
+                cluster_id: status.cluster_id,
             };
             self.facts.send_if_modified(|current| {
                 let changed = current.as_ref() != Some(&facts);
@@ -142,6 +123,7 @@ impl EtcdTask {
                 changed
             });
         }
+        true
     }
 }
 

@@ -26,6 +26,7 @@ mod notify;
 mod plugin_check;
 mod probe;
 mod progress;
+mod readyz;
 pub mod render;
 
 use std::path::PathBuf;
@@ -37,9 +38,10 @@ use tokio::task::JoinSet;
 use url::Url;
 
 pub use board::{Board, CheckId, Phase, State, Table, View};
-pub use builtin::EtcdAccess;
+pub use builtin::health_checker;
 pub use kernel_modules::KernelModules;
 pub use probe::{ProbeSetupError, Prober, Seen, TrustedCas};
+pub use readyz::routes;
 pub use render::Report;
 
 use board::FailureCause;
@@ -49,9 +51,11 @@ use plugin_check::{CheckPlan, Lane, PluginCheckTask};
 use probe::ClientIdentity;
 use progress::Progress;
 
+use crate::error_class::ErrorClass;
 use crate::hooks::{FailurePolicy, Hook};
 use crate::journal::{Entry, Verdict};
 use crate::plugin::{CallFailure, PluginSet, parse_probe_url};
+use crate::run::etcd_client::EtcdAccess;
 
 /// Probe deadline of the built-in `plinth-api` check.
 const PLINTH_API_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -110,14 +114,15 @@ pub enum ReadinessError {
 }
 
 impl ReadinessError {
-    pub fn exit_code(&self) -> crate::ExitCode {
-        use crate::ExitCode;
+    /// A plugin's `failed` is a denial (exit 3); a check that never became
+    /// ready, a component unreachable (exit 5).
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::CheckFailed { .. } => ExitCode::Denied,
-            Self::PluginFailed { .. } => ExitCode::PluginFailed,
-            Self::TimedOut { .. } => ExitCode::Unreachable,
-            Self::UrlNotAllowed { .. } => ExitCode::Usage,
-            Self::Setup(_) => ExitCode::Internal,
+            Self::CheckFailed { .. } => ErrorClass::Denied,
+            Self::PluginFailed { .. } => ErrorClass::PluginFailed,
+            Self::TimedOut { .. } => ErrorClass::Unreachable,
+            Self::UrlNotAllowed { .. } => ErrorClass::Invalid,
+            Self::Setup(_) => ErrorClass::Internal,
         }
     }
 }
