@@ -284,15 +284,18 @@ pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -
                 tokio::spawn(etcd_process::supervise(launch, sink, stop_etcd.clone()));
             let waited = tokio::select! {
                 outcome = wait_until_voter(&etcd, joining, deadline) => outcome,
-                exited = &mut supervisor => Err(match exited {
-                    Ok(Err(error)) => RunError::Process(error),
-                    _ => RunError::NotHealthy {
-                        endpoint: etcd.endpoints().to_owned(),
-                        what: "healthy",
-                        waited_s: started.elapsed().as_secs(),
-                        last: "the supervisor stopped".to_owned(),
-                    },
-                }),
+                exited = &mut supervisor => {
+                    // The supervisor ends early only when etcd cannot start.
+                    return Err(match exited {
+                        Ok(Err(error)) => RunError::Process(error),
+                        _ => RunError::NotHealthy {
+                            endpoint: etcd.endpoints().to_owned(),
+                            what: "healthy",
+                            waited_s: started.elapsed().as_secs(),
+                            last: "the etcd supervisor stopped".to_owned(),
+                        },
+                    });
+                }
                 () = shutdown.cancelled() => Ok(()),
             };
             if let Err(error) = waited {
