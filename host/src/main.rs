@@ -12,9 +12,9 @@ use plinth::cli::{
     AirgapCommand, Cli, Command, ControllerArgs, EtcdCommand, Output, PkiCommand, PluginsCommand,
     TokenCommand, TokenRole,
 };
-use plinth::run::cluster::{self, ClusterAccess};
 use plinth::controller::{self, InitOptions};
 use plinth::images::{self, Catalog, Selection};
+use plinth::run::cluster::{self, ClusterAccess};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -142,7 +142,8 @@ fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
             emit(&text)
         }
         TokenCommand::List { output, data_dir } => {
-            let tokens = cluster::token_list(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let tokens =
+                cluster::token_list(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
             print(&plinth::report::Tokens(tokens), output)
         }
         TokenCommand::Revoke { id, data_dir } => {
@@ -153,7 +154,8 @@ fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
                     message,
                 })
             })?;
-            cluster::token_revoke(&access(&data_dir.data_dir)?, &id).map_err(plinth::Error::from)?;
+            cluster::token_revoke(&access(&data_dir.data_dir)?, &id)
+                .map_err(plinth::Error::from)?;
             emit(&format!("token {id} revoked"))
         }
     }
@@ -162,11 +164,13 @@ fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
 fn etcd_command(command: EtcdCommand) -> anyhow::Result<plinth::ExitCode> {
     match command {
         EtcdCommand::Members { output, data_dir } => {
-            let members = cluster::members(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let members =
+                cluster::members(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
             print(&plinth::report::Members(members), output)
         }
         EtcdCommand::Leave { data_dir } => {
-            let member = cluster::leave(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let member =
+                cluster::leave(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
             emit(&format!(
                 "member `{}` ({:016x}) removed from the cluster; stop this controller and remove its data dir",
                 plinth::run::printable(&member.name),

@@ -227,7 +227,13 @@ pub struct Members(pub Vec<crate::run::etcd_client::Member>);
 
 impl fmt::Display for Members {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name_width = self.0.iter().map(|m| m.name.len()).max().unwrap_or(0).max(4);
+        let name_width = self
+            .0
+            .iter()
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
         write!(
             f,
             "{:<name_width$}  {:<16}  {:<7}  {:<7}  PEER URL",
@@ -277,7 +283,8 @@ impl fmt::Display for Tokens {
 
 /// RFC 3339 to the second, for tables.
 fn seconds(at: time::OffsetDateTime) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
     at.to_offset(time::UtcOffset::UTC)
         .format(format)
         .unwrap_or_else(|_| at.unix_timestamp().to_string())

@@ -54,7 +54,10 @@ fn a_controller_serves_etcd_restarts_as_member_survives_etcd_dying_and_stops_cle
     // Restart: already a member, same member and cluster.
     c1.start(None);
     c1.wait_healthy(START);
-    assert_eq!(c1.endpoint_status().map(|s| (s.0, s.1)), Some((member_id, cluster_id)));
+    assert_eq!(
+        c1.endpoint_status().map(|s| (s.0, s.1)),
+        Some((member_id, cluster_id))
+    );
     assert!(
         c1.log_text()
             .contains("already-member: etcd/member/snap/db exists"),
@@ -85,7 +88,9 @@ fn four_controllers_started_at_once_with_one_token_form_one_cluster_of_five() {
         for node in &mut nodes[1..] {
             node.start(Some(&token));
         }
-        wait_for("five voters", Duration::from_secs(120), || {
+        // A round that never gets there is counted, not fatal: the count
+        // is the figure (`cargo xtask joins` runs ten).
+        let settled = cluster::poll_until(Duration::from_secs(120), || {
             nodes.iter().all(Controller::healthy) && voters(&nodes[0].members()) == 5
         });
         let members = nodes[0].members();
@@ -95,7 +100,8 @@ fn four_controllers_started_at_once_with_one_token_form_one_cluster_of_five() {
             .iter()
             .map(|n| n.endpoint_status().expect("status").1)
             .collect();
-        let ok = members.len() == 5
+        let ok = settled
+            && members.len() == 5
             && voters(&members) == 5
             && listed["members"].as_array().map(Vec::len) == Some(5)
             && clusters.len() == 1;
@@ -148,12 +154,7 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
     // 2. After the add, before etcd starts: etcd cannot be started (a
     //    wrong binary), the membership is recorded; restarted with the
     //    right binary it resumes that membership, no second add.
-    let mut c3 = Controller::new(
-        base.path(),
-        23,
-        3,
-        "      binary: /nonexistent/etcd\n",
-    );
+    let mut c3 = Controller::new(base.path(), 23, 3, "      binary: /nonexistent/etcd\n");
     c3.start(Some(&token));
     assert_eq!(c3.wait_exit(START), 2, "{}", c3.log_text());
     let record = std::fs::read_to_string(c3.data.join("etcd/join.json")).unwrap();
@@ -195,7 +196,11 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
     nodes[leader].signal(libc::SIGCONT);
     c4.start(Some(&token_via));
     c4.wait_healthy(START);
-    assert!(c4.log_text().contains("already-member"), "{}", c4.log_text());
+    assert!(
+        c4.log_text().contains("already-member"),
+        "{}",
+        c4.log_text()
+    );
     wait_for("four voters", START, || voters(&nodes[0].members()) == 4);
     let members = nodes[0].members();
     assert_eq!(members.len(), 4, "no orphan member: {members:?}");
@@ -218,7 +223,14 @@ fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
 
     let revoked = c1.token_file(&[]);
     let id = std::fs::read_to_string(&revoked).unwrap();
-    let id = id.rsplit(':').next().unwrap().split('.').next().unwrap().to_owned();
+    let id = id
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
     c1.plinth(&["token", "revoke", &id]).expect_code(0);
     let listed = c1.plinth(&["token", "list"]);
     assert!(!listed.stdout.contains(&id), "{}", listed.stdout);
@@ -253,7 +265,10 @@ fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
         std::fs::remove_dir_all(joiner.data.parent().unwrap()).unwrap();
     }
     let server_log = c1.log_text();
-    assert!(server_log.contains("unknown or revoked token"), "{server_log}");
+    assert!(
+        server_log.contains("unknown or revoked token"),
+        "{server_log}"
+    );
     assert!(server_log.contains("expired token"), "{server_log}");
 }
 
@@ -266,7 +281,11 @@ fn the_last_voter_does_not_leave_and_a_second_one_does() {
     c1.wait_healthy(START);
     let run = c1.plinth(&["etcd", "leave"]);
     run.expect_code(2);
-    assert!(run.error_line().contains("last voter"), "{}", run.error_line());
+    assert!(
+        run.error_line().contains("last voter"),
+        "{}",
+        run.error_line()
+    );
     let token = c1.token_file(&[]);
     let mut c2 = Controller::new(base.path(), 25, 2, "");
     c2.start(Some(&token));
@@ -277,5 +296,9 @@ fn the_last_voter_does_not_leave_and_a_second_one_does() {
     assert!(run.stdout.contains("member `c2`"), "{}", run.stdout);
     assert_eq!(c1.members().len(), 1);
     let text = c1.plinth(&["etcd", "members"]);
-    assert!(text.stdout.contains("c1") && !text.stdout.contains("c2"), "{}", text.stdout);
+    assert!(
+        text.stdout.contains("c1") && !text.stdout.contains("c2"),
+        "{}",
+        text.stdout
+    );
 }

@@ -131,11 +131,17 @@ pub struct EmbeddedEtcd {
 
 impl EmbeddedEtcd {
     pub fn peer_url(&self) -> String {
-        format!("https://{}", std::net::SocketAddr::new(self.peer_address, self.peer_port))
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(self.peer_address, self.peer_port)
+        )
     }
 
     pub fn client_url(&self) -> String {
-        format!("https://{}", std::net::SocketAddr::new(self.client_address, self.client_port))
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(self.client_address, self.client_port)
+        )
     }
 }
 
@@ -320,7 +326,8 @@ fn resolve(
     let defaulted = "is always set by the embedded default";
 
     let address = api.address.unwrap_or_else(|| node.primary_address());
-    let nonzero = |key: &'static str, port: Option<u16>, default: u16| match port.expect(defaulted) {
+    let nonzero = |key: &'static str, port: Option<u16>, default: u16| match port.expect(defaulted)
+    {
         0 => Err(invalid(
             key,
             format!("0 is not a port; use 1-65535 ({default} by default)"),
@@ -355,11 +362,15 @@ fn resolve(
                         .to_owned(),
                 ));
             }
-            let name = etcd.name.unwrap_or_else(|| node.hostname.to_ascii_lowercase());
+            let name = etcd
+                .name
+                .unwrap_or_else(|| node.hostname.to_ascii_lowercase());
             if !crate::join::wire::valid_member_name(&name) {
                 return Err(invalid(
                     "spec.storage.etcd.name",
-                    format!("`{name}` is not a member name: use 1-63 letters, digits, `-`, `.` or `_` (the host name by default)"),
+                    format!(
+                        "`{name}` is not a member name: use 1-63 letters, digits, `-`, `.` or `_` (the host name by default)"
+                    ),
                 ));
             }
             let binary = etcd.binary.expect(defaulted);

@@ -197,9 +197,18 @@ fn run_mode_addresses_ports_and_names_are_config() {
     assert_eq!(etcd.client_url(), "https://127.0.0.3:12379");
     assert_eq!(effective.join_timeout, "90s".parse().unwrap());
     for (yaml, key) in [
-        ("spec:\n  api:\n    plinthApiPort: 0\n", "spec.api.plinthApiPort"),
-        ("spec:\n  storage:\n    etcd:\n      peerPort: 0\n", "spec.storage.etcd.peerPort"),
-        ("spec:\n  storage:\n    etcd:\n      name: a=b\n", "spec.storage.etcd.name"),
+        (
+            "spec:\n  api:\n    plinthApiPort: 0\n",
+            "spec.api.plinthApiPort",
+        ),
+        (
+            "spec:\n  storage:\n    etcd:\n      peerPort: 0\n",
+            "spec.storage.etcd.peerPort",
+        ),
+        (
+            "spec:\n  storage:\n    etcd:\n      name: a=b\n",
+            "spec.storage.etcd.name",
+        ),
     ] {
         let error = parse(yaml).unwrap_err().to_string();
         assert!(error.contains(key), "{error}");

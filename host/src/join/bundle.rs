@@ -113,8 +113,8 @@ impl CaBundle {
             api: api.to_owned(),
             message,
         };
-        let bundle: CaBundle =
-            serde_json::from_slice(body).map_err(|e| invalid(crate::run::printable(&e.to_string())))?;
+        let bundle: CaBundle = serde_json::from_slice(body)
+            .map_err(|e| invalid(crate::run::printable(&e.to_string())))?;
         let actual = pem_certificate_sha256(bundle.ca.cert.as_bytes())
             .ok_or_else(|| invalid("`ca.cert` is not a PEM certificate".to_owned()))?;
         if actual != pinned {

@@ -51,7 +51,9 @@ pub enum JoinError {
         waited_s: u64,
         last: String,
     },
-    #[error("the join API at {api} answered {what} with something that is not an answer: {message}")]
+    #[error(
+        "the join API at {api} answered {what} with something that is not an answer: {message}"
+    )]
     BadAnswer {
         api: String,
         what: &'static str,
@@ -165,7 +167,11 @@ impl JoinClient {
         }
     }
 
-    async fn attempt(&self, what: &'static str, request: reqwest::RequestBuilder) -> Attempt<Vec<u8>> {
+    async fn attempt(
+        &self,
+        what: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Attempt<Vec<u8>> {
         let api = &self.token.api;
         let response = match request
             .bearer_auth(self.token.credential.bearer())
@@ -215,7 +221,9 @@ async fn read_bounded(mut response: reqwest::Response) -> Result<Vec<u8>, String
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
         if body.len() + chunk.len() > MAX_BUNDLE_BYTES {
-            return Err(format!("the answer is larger than {MAX_BUNDLE_BYTES} bytes"));
+            return Err(format!(
+                "the answer is larger than {MAX_BUNDLE_BYTES} bytes"
+            ));
         }
         body.extend_from_slice(&chunk);
     }

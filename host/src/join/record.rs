@@ -24,7 +24,9 @@ pub enum RecordError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("the join record {path} is not valid: {message}; it is written by Plinth only, restore it or remove the data dir's etcd/ to join anew")]
+    #[error(
+        "the join record {path} is not valid: {message}; it is written by Plinth only, restore it or remove the data dir's etcd/ to join anew"
+    )]
     Invalid { path: PathBuf, message: String },
     #[error("cannot write the join record {path}: {source}")]
     Write {
@@ -145,11 +147,17 @@ mod tests {
         record.write(&path).unwrap();
         assert_eq!(JoinRecord::read(&path).unwrap(), Some(record));
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"memberId\": \"00000000deadbeef\""), "{text}");
+        assert!(
+            text.contains("\"memberId\": \"00000000deadbeef\""),
+            "{text}"
+        );
         let link = dir.path().join("etcd/link.json");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         assert!(JoinRecord::read(&link).is_err());
         std::fs::write(&path, "{").unwrap();
-        assert!(matches!(JoinRecord::read(&path), Err(RecordError::Invalid { .. })));
+        assert!(matches!(
+            JoinRecord::read(&path),
+            Err(RecordError::Invalid { .. })
+        ));
     }
 }

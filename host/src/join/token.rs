@@ -52,7 +52,9 @@ impl TokenError {
 }
 
 /// The public half of a token: its id, `[a-z0-9]{6}`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct TokenId(String);
 
@@ -238,9 +240,7 @@ impl JoinToken {
 
 /// Check `host:port` and return the host without brackets.
 fn parse_api_address(api: &str) -> Result<String, String> {
-    let (host, port) = api
-        .rsplit_once(':')
-        .ok_or("the API address has no port")?;
+    let (host, port) = api.rsplit_once(':').ok_or("the API address has no port")?;
     if port.is_empty()
         || !port.bytes().all(|b| b.is_ascii_digit())
         || port.parse::<u16>().map_or(true, |p| p == 0)
@@ -266,7 +266,9 @@ fn parse_api_address(api: &str) -> Result<String, String> {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         });
     if !dns_ok {
         return Err(
@@ -326,9 +328,8 @@ mod tests {
             ("10.0.0.1:9443", "10.0.0.1"),
             ("Controller-1.example.com:1", "controller-1.example.com"),
         ] {
-            let token =
-                JoinToken::parse(&format!("plinth-join-v1:{api}:{}:abc123.{SECRET}", ca()))
-                    .unwrap();
+            let token = JoinToken::parse(&format!("plinth-join-v1:{api}:{}:abc123.{SECRET}", ca()))
+                .unwrap();
             assert_eq!(token.api, api);
             assert_eq!(token.host, host);
             assert_eq!(token.ca_sha256, ca());
@@ -371,10 +372,7 @@ mod tests {
         let text = JoinToken::render("127.0.0.1:9443", &ca(), &credential);
         let token = JoinToken::parse(&text).unwrap();
         assert_eq!(token.credential, credential);
-        assert_eq!(
-            token.credential.secret_sha256(),
-            credential.secret_sha256()
-        );
+        assert_eq!(token.credential.secret_sha256(), credential.secret_sha256());
         assert_ne!(Credential::generate(), credential);
     }
 

@@ -56,7 +56,9 @@ pub enum ApiError {
         path: std::path::PathBuf,
         message: String,
     },
-    #[error("cannot listen on {address} for the join API: {source}; is another controller using it?")]
+    #[error(
+        "cannot listen on {address} for the join API: {source}; is another controller using it?"
+    )]
     Bind {
         address: SocketAddr,
         source: std::io::Error,
@@ -172,8 +174,7 @@ pub async fn serve(
         let cancel = cancel.clone();
         connections.spawn(async move {
             let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await
-            {
+            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => tls,
                 Ok(Err(error)) => {
                     tracing::debug!(%peer, %error, "join API: TLS handshake failed");

@@ -68,7 +68,10 @@ mod tests {
         let delays: Vec<Duration> = (0..8).map(|_| backoff.next_delay().unwrap()).collect();
         for (delay, ceiling) in delays.iter().zip([40u64, 80, 160, 200, 200, 200, 200, 200]) {
             let ceiling = Duration::from_millis(ceiling);
-            assert!(*delay >= ceiling / 2 && *delay <= ceiling, "{delay:?} vs {ceiling:?}");
+            assert!(
+                *delay >= ceiling / 2 && *delay <= ceiling,
+                "{delay:?} vs {ceiling:?}"
+            );
         }
     }
 

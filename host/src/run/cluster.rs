@@ -147,9 +147,7 @@ pub fn token_create(
     let ca_sha256 = access.ca_sha256()?;
     block_on(async {
         let store = TokenStore::new(Etcd::connect(&access.etcd).await?);
-        let (credential, stored) = store
-            .create(role, ttl, OffsetDateTime::now_utc())
-            .await?;
+        let (credential, stored) = store.create(role, ttl, OffsetDateTime::now_utc()).await?;
         Ok((
             JoinToken::render(&access.api, &ca_sha256, &credential),
             stored,

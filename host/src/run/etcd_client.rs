@@ -56,7 +56,13 @@ pub enum EtcdError {
 impl EtcdError {
     /// Worth retrying: etcd is settling or not reachable yet.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Call { transient: true, .. })
+        matches!(
+            self,
+            Self::Call {
+                transient: true,
+                ..
+            }
+        )
     }
 
     pub fn class(&self) -> ErrorClass {

@@ -143,11 +143,20 @@ impl EtcdLaunch {
 /// What the supervisor reports, for the journal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SupervisorEvent {
-    Started { pid: u32, restart: u32 },
+    Started {
+        pid: u32,
+        restart: u32,
+    },
     /// etcd exited on its own; it is started again after `restart_in`.
-    Exited { status: String, restart_in: Duration },
+    Exited {
+        status: String,
+        restart_in: Duration,
+    },
     /// etcd was stopped because Plinth is stopping.
-    Stopped { status: String, killed: bool },
+    Stopped {
+        status: String,
+        killed: bool,
+    },
 }
 
 pub type EventSink = Arc<dyn Fn(SupervisorEvent) + Send + Sync>;
@@ -268,7 +277,11 @@ async fn stop(child: &mut Child, pid: u32) -> (String, bool) {
     match tokio::time::timeout(STOP_GRACE, child.wait()).await {
         Ok(status) => (describe(status), false),
         Err(_) => {
-            tracing::warn!(pid, grace_s = STOP_GRACE.as_secs(), "etcd ignored SIGTERM; killing it");
+            tracing::warn!(
+                pid,
+                grace_s = STOP_GRACE.as_secs(),
+                "etcd ignored SIGTERM; killing it"
+            );
             let _ = child.start_kill();
             (describe(child.wait().await), true)
         }

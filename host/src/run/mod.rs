@@ -108,7 +108,9 @@ pub enum StoragePlan {
         membership: Membership,
         join_record: PathBuf,
     },
-    External { access: EtcdAccess },
+    External {
+        access: EtcdAccess,
+    },
 }
 
 /// Everything run mode needs, derived from the config and the data dir.
@@ -239,7 +241,11 @@ async fn watch_signals(shutdown: CancellationToken) -> Result<(), RunError> {
 
 /// Run mode proper: bring etcd up (or join), serve, and stop in order when
 /// `shutdown` is cancelled.
-pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    plan: RunPlan,
+    record: Recorder,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     // etcd stops after the API and the promoter: its own token.
     let stop_etcd = CancellationToken::new();
     let started = Instant::now();
@@ -263,11 +269,14 @@ pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -
                         &shutdown,
                     )
                     .await?;
-                    record("join", serde_json::json!({
-                        "memberId": format!("{:016x}", joined.member_id),
-                        "initialCluster": joined.initial_cluster,
-                        "resumed": joined.resumed,
-                    }));
+                    record(
+                        "join",
+                        serde_json::json!({
+                            "memberId": format!("{:016x}", joined.member_id),
+                            "initialCluster": joined.initial_cluster,
+                            "resumed": joined.resumed,
+                        }),
+                    );
                     ClusterState::Existing {
                         initial_cluster: joined.initial_cluster,
                     }
@@ -318,8 +327,15 @@ pub async fn run(plan: RunPlan, record: Recorder, shutdown: CancellationToken) -
     };
     if !shutdown.is_cancelled() {
         let took = started.elapsed();
-        tracing::info!(took_ms = took.as_millis() as u64, endpoint = etcd.endpoints(), "etcd healthy");
-        record("etcd", serde_json::json!({"healthy": true, "tookMs": took.as_millis() as u64}));
+        tracing::info!(
+            took_ms = took.as_millis() as u64,
+            endpoint = etcd.endpoints(),
+            "etcd healthy"
+        );
+        record(
+            "etcd",
+            serde_json::json!({"healthy": true, "tookMs": took.as_millis() as u64}),
+        );
     }
     let serving = serve(&plan, etcd, &shutdown).await;
     stop_etcd.cancel();
@@ -336,8 +352,8 @@ async fn serve(plan: &RunPlan, etcd: Etcd, shutdown: &CancellationToken) -> Resu
     }
     let embedded = matches!(plan.storage, StoragePlan::Embedded { .. });
     let bundle = Arc::new(CaBundle::read(&plan.pki_dir, embedded)?);
-    let ca_sha256 = crate::join::token::pem_certificate_sha256(bundle.ca.cert.as_bytes())
-        .unwrap_or_default();
+    let ca_sha256 =
+        crate::join::token::pem_certificate_sha256(bundle.ca.cert.as_bytes()).unwrap_or_default();
     let learner_added = Arc::new(Notify::new());
     let state = api::ApiState {
         tokens: tokens::TokenStore::new(etcd.clone()),
@@ -382,14 +398,21 @@ async fn wait_until_voter(etcd: &Etcd, joining: bool, deadline: Instant) -> Resu
                     last = "still a learner".to_owned();
                     false
                 }
-                Ok(_) => etcd.healthy().await.map_err(|e| last = e.to_string()).is_ok(),
+                Ok(_) => etcd
+                    .healthy()
+                    .await
+                    .map_err(|e| last = e.to_string())
+                    .is_ok(),
                 Err(error) => {
                     last = error.to_string();
                     false
                 }
             }
         } else {
-            etcd.healthy().await.map_err(|e| last = e.to_string()).is_ok()
+            etcd.healthy()
+                .await
+                .map_err(|e| last = e.to_string())
+                .is_ok()
         };
         if ready {
             return Ok(());

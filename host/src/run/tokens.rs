@@ -141,8 +141,8 @@ impl TokenStore {
         let Some(value) = self.etcd.get(&key).await? else {
             return Ok(Err(Refusal::Unknown));
         };
-        let stored: StoredToken = serde_json::from_slice(&value)
-            .map_err(|e| self.etcd.bad_value(&key, e.to_string()))?;
+        let stored: StoredToken =
+            serde_json::from_slice(&value).map_err(|e| self.etcd.bad_value(&key, e.to_string()))?;
         let presented = credential.secret_sha256();
         Ok(
             if !constant_time_eq(presented.as_bytes(), stored.secret_sha256.as_bytes()) {

@@ -20,12 +20,23 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Poll `condition` every 50 ms until it holds or `timeout` passes.
-pub fn wait_for(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, timeout: Duration, condition: impl FnMut() -> bool) {
+    assert!(
+        poll_until(timeout, condition),
+        "timed out waiting for {what}"
+    );
+}
+
+/// Poll `condition` every 50 ms; whether it held within `timeout`.
+pub fn poll_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    true
 }
 
 pub struct Controller {
@@ -280,7 +291,9 @@ pub fn etcd_pids_of(dir: &Path) -> Vec<i32> {
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             args.first()
                 .is_some_and(|program| program.ends_with(b"etcd"))
-                && args.windows(2).any(|w| w[0] == b"--data-dir" && w[1] == want.as_slice())
+                && args
+                    .windows(2)
+                    .any(|w| w[0] == b"--data-dir" && w[1] == want.as_slice())
         })
         .collect()
 }
