@@ -194,10 +194,20 @@ fn run_from_plugins(
         _ => None,
     };
 
+    // A joiner issues its leaves from the cluster's CAs: staged first, so
+    // that they commit with everything else or not at all.
+    let mut stage = stage;
+    for (rel, pem) in bundle.as_ref().map(CaBundle::files).unwrap_or_default() {
+        if let Err(error) =
+            stage_if_changed(&mut stage, rel, pem.as_bytes(), CaBundle::mode_of(rel))
+        {
+            let _ = stage.discard();
+            return Err(error);
+        }
+    }
     let staged = stage_everything(
         options,
         &config,
-        bundle.as_ref(),
         node,
         &plugins,
         journal,
@@ -233,7 +243,6 @@ type Staged = (Stage, Vec<Decision>, Vec<Image>, Vec<Attributed>);
 fn stage_everything(
     options: &InitOptions,
     config: &Config,
-    bundle: Option<&CaBundle>,
     node: &NodeFacts,
     plugins: &PluginSet,
     journal: &mut Journal,
@@ -241,11 +250,6 @@ fn stage_everything(
     mut stage: Stage,
 ) -> Result<Staged, Error> {
     let result = (|| {
-        // A joiner issues its leaves from the cluster's CAs: staged first,
-        // so that they commit with everything else or not at all.
-        for (rel, pem) in bundle.map(CaBundle::files).unwrap_or_default() {
-            stage_if_changed(&mut stage, rel, pem.as_bytes(), CaBundle::mode_of(rel))?;
-        }
         let outcome = phases.run("pki", || {
             let outcome = pki::stage_pki(&pki_spec(config, node), &mut stage, options.now)?;
             let changed = outcome.decisions.iter().filter(|d| d.changed()).count();

@@ -46,14 +46,22 @@ fn exit_2_for_usage_and_invalid_input() {
         run.error_line()
     );
 
+    // Run mode with an etcd that cannot be started: exit 2, naming it.
+    let (_run_dir, run_config) = temp_file(
+        "run.yaml",
+        "spec:\n  api:\n    address: 127.26.0.1\n  storage:\n    etcd:\n      clientAddress: 127.26.0.1\n      binary: /nonexistent/etcd\n",
+    );
     let run = plinth(&[
         "controller",
         "--data-dir",
         &data.path().display().to_string(),
+        "--config",
+        &run_config.display().to_string(),
     ]);
     run.expect_code(2);
     assert!(
-        run.error_line().contains("--init-only"),
+        run.error_line().contains("/nonexistent/etcd")
+            && run.error_line().contains("spec.storage.etcd.binary"),
         "{}",
         run.error_line()
     );

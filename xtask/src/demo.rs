@@ -1,11 +1,15 @@
 //! `cargo xtask demo`: the main job on the embedded default config, with the
-//! plugins that ship with Plinth.
+//! plugins that ship with Plinth; then run mode: a three-controller cluster
+//! on 127.0.0.1-3 (one creates, two join at once with one token), its
+//! members, and a clean stop.
 
 use std::path::Path;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
+use crate::cluster::{Node, wait_for};
 use crate::{cargo, exec, guests, root, target_dir};
 
 /// (package, file name in the plugin directory, manifest shipped with it)
@@ -80,6 +84,71 @@ fn run_demo_in(workdir: &Path) -> Result<()> {
         "\n=== Journal: {} entries in {data}/journal/bootstrap.jsonl",
         journal.lines().count()
     );
+    run_cluster(&plinth, &workdir.join("cluster"))
+}
+
+/// Run mode: three controllers on 127.0.0.1-3.
+fn run_cluster(plinth: &Path, base: &Path) -> Result<()> {
+    let nodes = (1..=3)
+        .map(|i| Node::new(base, 0, i))
+        .collect::<Result<Vec<_>>>()?;
+    println!("\n=== Run mode: a cluster of three controllers on 127.0.0.1-3");
+    println!(
+        "$ plinth controller --data-dir {} --config {}  # api and etcd on 127.0.0.1",
+        nodes[0].data.display(),
+        nodes[0].config.display()
+    );
+    let started = Instant::now();
+    let mut guards = vec![nodes[0].start(plinth, None, "warn,plinth=info")?];
+    wait_for("c1's etcd to be healthy", Duration::from_secs(60), || {
+        nodes[0].healthy()
+    })?;
+    println!(
+        "c1: etcd healthy after {:.2} s (new cluster)",
+        started.elapsed().as_secs_f64()
+    );
+    let token = nodes[0].token_file(plinth)?;
+    let text = std::fs::read_to_string(&token)?;
+    let shown = text
+        .rsplit_once('.')
+        .map_or(text.clone(), |(head, _)| format!("{head}.<secret>"));
+    println!(
+        "$ plinth token create --role controller --data-dir {}\n{shown}",
+        nodes[0].data.display()
+    );
+    println!(
+        "$ plinth controller --token-file TOKEN ...  # c2 on 127.0.0.2 and c3 on 127.0.0.3, at once"
+    );
+    let joining = Instant::now();
+    for node in &nodes[1..] {
+        guards.push(node.start(plinth, Some(&token), "warn,plinth=info")?);
+    }
+    wait_for("three voters", Duration::from_secs(120), || {
+        nodes.iter().all(Node::healthy) && nodes[0].voters() == Some((3, 3))
+    })?;
+    println!(
+        "c2, c3: voters after {:.2} s",
+        joining.elapsed().as_secs_f64()
+    );
+    println!(
+        "\n=== Members\n$ plinth etcd members --data-dir {}",
+        nodes[0].data.display()
+    );
+    print!("{}", nodes[0].plinth(plinth, &["etcd", "members"])?);
+    println!(
+        "\n=== Tokens\n$ plinth token list --data-dir {}",
+        nodes[0].data.display()
+    );
+    print!("{}", nodes[0].plinth(plinth, &["token", "list"])?);
+    println!("\n=== Clean stop: SIGTERM to each controller (join API, then etcd)");
+    for (node, guard) in nodes.iter().zip(&mut guards).rev() {
+        let code = guard.terminate(Duration::from_secs(30))?;
+        println!(
+            "{}: exit {}",
+            node.name,
+            code.map_or("by signal".to_owned(), |c| c.to_string())
+        );
+    }
     Ok(())
 }
 
@@ -88,6 +157,13 @@ pub fn run() -> Result<()> {
     cargo(&["build", "-p", "plinth"])?;
     let workdir = std::env::temp_dir().join(format!("plinth-demo-{}", std::process::id()));
     let outcome = run_demo_in(&workdir);
+    if outcome.is_err() {
+        for log in ["c1", "c2", "c3"].map(|n| workdir.join("cluster").join(n).join("plinth.log")) {
+            if let Ok(text) = std::fs::read_to_string(&log) {
+                eprintln!("--- {}\n{text}", log.display());
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&workdir);
     outcome
 }

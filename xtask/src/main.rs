@@ -3,6 +3,7 @@
 //! here (the wasm32-wasip2 target; etcd and friends for the tests).
 
 mod bench;
+mod cluster;
 mod demo;
 mod guests;
 mod tools;
@@ -20,7 +21,10 @@ commands:
             shipped plugins on a temporary data dir and show what each phase did
   test      install missing test tools, build the guests, check formatting and
             lints, and run every test
-  bench     build in release and print the benchmark tables";
+  bench     build in release and print the benchmark tables
+  bench-run build in release and print only the run-mode benchmark
+  joins [N] start one controller and four joiners at once, N times (default
+            10), and report how many rounds ended as one cluster of five voters";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -29,6 +33,8 @@ fn main() -> Result<()> {
         "demo" => demo::run(),
         "test" => test(),
         "bench" => bench::run(),
+        "bench-run" => bench::run_mode_only(),
+        "joins" => joins(std::env::args().nth(2).as_deref().unwrap_or("10")),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -69,6 +75,26 @@ fn test() -> Result<()> {
             .args(["test", "--manifest-path"])
             .arg(join_guard)
             .env("CARGO_TARGET_DIR", target_dir()),
+    )
+}
+
+/// The parallel-join test, `rounds` times in a row (it prints k/N).
+fn joins(rounds: &str) -> Result<()> {
+    let rounds: usize = rounds
+        .parse()
+        .with_context(|| format!("`{rounds}` is not a number of rounds"))?;
+    tools::ensure_test_tools()?;
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    exec(
+        Command::new(cargo_bin)
+            .args(["test", "-p", "plinth", "--test", "run_mode", "--"])
+            .args([
+                "--exact",
+                "four_controllers_started_at_once_with_one_token_form_one_cluster_of_five",
+                "--nocapture",
+            ])
+            .env("PLINTH_JOIN_ROUNDS", rounds.to_string())
+            .current_dir(root()),
     )
 }
 

@@ -366,7 +366,7 @@ async fn add_learner(
 fn existing_member(members: &[Member], request: &MemberRequest) -> Option<Result<u64, String>> {
     if let Some(member) = members
         .iter()
-        .find(|m| m.peer_urls.iter().any(|u| *u == request.peer_url))
+        .find(|m| m.peer_urls.contains(&request.peer_url))
     {
         return Some(if member.started() && member.name != request.name {
             Err(format!(

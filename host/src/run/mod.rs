@@ -99,7 +99,7 @@ pub enum StoragePlan {
     Embedded {
         /// etcd's command line, less the cluster state, decided from
         /// `membership`.
-        launch: EtcdLaunch,
+        launch: Box<EtcdLaunch>,
         membership: Membership,
         join_record: PathBuf,
     },
@@ -139,7 +139,7 @@ impl RunPlan {
                 let ca_sha256 = crate::join::token::certificate_sha256(&pki_dir.join("ca.crt"))
                     .unwrap_or_default();
                 StoragePlan::Embedded {
-                    launch: EtcdLaunch {
+                    launch: Box::new(EtcdLaunch {
                         binary: etcd.binary.clone(),
                         name: etcd.name.clone(),
                         data_dir: data_dir.join("etcd"),
@@ -148,7 +148,7 @@ impl RunPlan {
                         peer_url: etcd.peer_url(),
                         cluster_token: cluster_token(&ca_sha256),
                         state: ClusterState::Member,
-                    },
+                    }),
                     membership: match action {
                         JoinAction::CreateCluster => Membership::Create,
                         JoinAction::AlreadyMember => Membership::Member,
@@ -234,7 +234,7 @@ pub async fn run(
             membership,
             join_record,
         } => {
-            let mut launch = launch.clone();
+            let mut launch = launch.as_ref().clone();
             launch.state = match membership {
                 Membership::Create => ClusterState::New,
                 Membership::Member => ClusterState::Member,

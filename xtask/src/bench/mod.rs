@@ -9,9 +9,13 @@ use anyhow::{Context, Result};
 use crate::{cargo, guests, target_dir};
 
 mod pki;
+mod run_mode;
 
 /// Runs of `controller --init-only` and of the openssl script, each.
 const PKI_ROUNDS: usize = 7;
+/// Single starts and join rounds of the run-mode benchmark.
+const START_ROUNDS: usize = 5;
+const JOIN_ROUNDS: usize = 3;
 
 /// One line of the table: our figure, the baseline's, and the goal.
 pub struct Row {
@@ -70,13 +74,26 @@ pub fn run() -> Result<()> {
     });
     let plinth = target_dir().join("release/plinth");
     rows.extend(pki::pki_vs_openssl(&plinth, PKI_ROUNDS)?);
+    let single = run_mode::single_start(&plinth, START_ROUNDS)?;
+    let joins = run_mode::four_joiners(&plinth, JOIN_ROUNDS)?;
     print_table(&rows);
+    run_mode::print(&single, &joins);
     println!(
         "\ngoals: hook call with 10 images <= 20 us; readiness evaluate <= 50 us; cached load >= 100x faster than compiling;"
     );
     println!(
         "       1000 images through two plugins <= 2 ms; PKI >= 5x faster than openssl with ECDSA"
     );
+    Ok(())
+}
+
+/// `cargo xtask bench-run`: the run-mode benchmark alone.
+pub fn run_mode_only() -> Result<()> {
+    cargo(&["build", "--release", "-p", "plinth"])?;
+    let plinth = target_dir().join("release/plinth");
+    let single = run_mode::single_start(&plinth, START_ROUNDS)?;
+    let joins = run_mode::four_joiners(&plinth, JOIN_ROUNDS)?;
+    run_mode::print(&single, &joins);
     Ok(())
 }
 

@@ -1,0 +1,304 @@
+//! Run mode with real Plinth and etcd processes on loopback addresses:
+//! one controller's life (health with the generated certs, restart as a
+//! member, etcd killed and restarted, SIGTERM and SIGKILL leave no etcd),
+//! parallel joins into one cluster, joiners killed at every step, and
+//! tokens that must be refused. etcd, etcdctl and openssl must be
+//! installed (`cargo xtask test` installs them).
+//!
+//! Each test has its own address block `127.<block>.0.x`; the heavy ones
+//! run one at a time ([`cluster::heavy`]).
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{self, Controller, wait_for};
+
+const START: Duration = Duration::from_secs(60);
+
+fn voters(members: &[serde_json::Value]) -> usize {
+    members.iter().filter(|m| m["learner"] == false).count()
+}
+
+#[test]
+fn a_controller_serves_etcd_restarts_as_member_survives_etcd_dying_and_stops_clean() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let mut c1 = Controller::new(base.path(), 21, 1, "");
+    c1.start(None);
+    c1.wait_healthy(START);
+    let (member_id, cluster_id, _, _) = c1.endpoint_status().expect("status");
+    let members = c1.members();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["name"], "c1");
+    assert_eq!(members[0]["peerUrls"][0], "https://127.21.0.1:2380");
+
+    // etcd killed under Plinth is started again, and the journal says so.
+    let [etcd] = c1.etcd_pids()[..] else {
+        panic!("one etcd expected: {:?}", c1.etcd_pids())
+    };
+    // SAFETY: the etcd this test's controller started.
+    unsafe { libc::kill(etcd, libc::SIGKILL) };
+    wait_for("a new etcd", START, || {
+        c1.etcd_pids().first().is_some_and(|pid| *pid != etcd)
+    });
+    c1.wait_healthy(START);
+    let journal = std::fs::read_to_string(c1.data.join("journal/bootstrap.jsonl")).unwrap();
+    assert!(journal.contains("\"event\":\"exited\""), "{journal}");
+
+    // SIGTERM: exit 0, no etcd left.
+    assert_eq!(c1.stop(), 0, "{}", c1.log_text());
+    assert!(c1.etcd_pids().is_empty(), "etcd left behind");
+    assert!(c1.log_text().contains("etcd stopped"));
+
+    // Restart: already a member, same member and cluster.
+    c1.start(None);
+    c1.wait_healthy(START);
+    assert_eq!(
+        c1.endpoint_status().map(|s| (s.0, s.1)),
+        Some((member_id, cluster_id))
+    );
+    assert!(
+        c1.log_text()
+            .contains("already-member: etcd/member/snap/db exists"),
+        "{}",
+        c1.log_text()
+    );
+
+    // SIGKILL of Plinth takes etcd with it.
+    c1.kill();
+}
+
+#[test]
+fn four_controllers_started_at_once_with_one_token_form_one_cluster_of_five() {
+    let _heavy = cluster::heavy();
+    let rounds: usize = std::env::var("PLINTH_JOIN_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(1);
+    let mut one_cluster = 0;
+    for round in 0..rounds {
+        let base = tempfile::tempdir().unwrap();
+        let mut nodes: Vec<Controller> = (1..=5)
+            .map(|i| Controller::new(base.path(), 22, i, ""))
+            .collect();
+        nodes[0].start(None);
+        nodes[0].wait_healthy(START);
+        let token = nodes[0].token_file(&[]);
+        for node in &mut nodes[1..] {
+            node.start(Some(&token));
+        }
+        // A round that never gets there is counted, not fatal: the count
+        // is the figure (`cargo xtask joins` runs ten).
+        let settled = cluster::poll_until(Duration::from_secs(120), || {
+            nodes.iter().all(Controller::healthy) && voters(&nodes[0].members()) == 5
+        });
+        let members = nodes[0].members();
+        let ctl = nodes[0].etcdctl(&["member", "list", "-w", "json"]);
+        let listed: serde_json::Value = serde_json::from_slice(&ctl.stdout).unwrap();
+        let clusters: std::collections::BTreeSet<u64> = nodes
+            .iter()
+            .map(|n| n.endpoint_status().expect("status").1)
+            .collect();
+        let ok = settled
+            && members.len() == 5
+            && voters(&members) == 5
+            && listed["members"].as_array().map(Vec::len) == Some(5)
+            && clusters.len() == 1;
+        if ok {
+            one_cluster += 1;
+        }
+        eprintln!("round {}: one cluster of five voters: {ok}", round + 1);
+        for node in &mut nodes {
+            assert_eq!(node.stop(), 0, "{}", node.log_text());
+        }
+        assert!(nodes.iter().all(|n| n.etcd_pids().is_empty()));
+    }
+    eprintln!("parallel joins: {one_cluster}/{rounds} rounds ended as one cluster of five voters");
+    assert_eq!(one_cluster, rounds);
+}
+
+/// The leader's controller, among `nodes`.
+fn leader_index(nodes: &[Controller]) -> usize {
+    let (_, _, leader, _) = nodes[0].endpoint_status().expect("status");
+    nodes
+        .iter()
+        .position(|n| n.endpoint_status().is_some_and(|s| s.0 == leader))
+        .expect("a leader among the nodes")
+}
+
+#[test]
+fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let mut c1 = Controller::new(base.path(), 23, 1, "");
+    c1.start(None);
+    c1.wait_healthy(START);
+    let token = c1.token_file(&[]);
+
+    // 1. Killed before the member add: the join API does not answer (its
+    //    Plinth is stopped), so the joiner is stuck fetching the CAs.
+    let mut c2 = Controller::new(base.path(), 23, 2, "");
+    c1.signal(libc::SIGSTOP);
+    c2.start(Some(&token));
+    wait_for("c2 fetching the CAs", START, || {
+        c2.log_text().contains("fetching the cluster CAs")
+    });
+    c2.kill();
+    c1.signal(libc::SIGCONT);
+    assert_eq!(c1.members().len(), 1, "nothing was added");
+    c2.start(Some(&token));
+    c2.wait_healthy(START);
+    wait_for("c2 a voter", START, || voters(&c1.members()) == 2);
+
+    // 2. After the add, before etcd starts: etcd cannot be started (a
+    //    wrong binary), the membership is recorded; restarted with the
+    //    right binary it resumes that membership, no second add.
+    let mut c3 = Controller::new(base.path(), 23, 3, "      binary: /nonexistent/etcd\n");
+    c3.start(Some(&token));
+    assert_eq!(c3.wait_exit(START), 2, "{}", c3.log_text());
+    let record = std::fs::read_to_string(c3.data.join("etcd/join.json")).unwrap();
+    assert_eq!(c1.members().len(), 3, "c3 was added as a learner");
+    let fixed = std::fs::read_to_string(&c3.config)
+        .unwrap()
+        .replace("      binary: /nonexistent/etcd\n", "");
+    std::fs::write(&c3.config, fixed).unwrap();
+    c3.start(Some(&token));
+    c3.wait_healthy(START);
+    assert!(c3.log_text().contains("resuming the recorded membership"));
+    let member_id = u64::from_str_radix(
+        serde_json::from_str::<serde_json::Value>(&record).unwrap()["memberId"]
+            .as_str()
+            .unwrap(),
+        16,
+    )
+    .unwrap();
+    assert_eq!(c3.endpoint_status().unwrap().0, member_id);
+    wait_for("c3 a voter", START, || voters(&c1.members()) == 3);
+
+    // 3. After etcd started, before promotion: the leader's Plinth (the
+    //    promoter) is stopped and c4 joins through another controller;
+    //    c4 is killed as a started learner, and comes back a voter.
+    let nodes = [c1, c2, c3];
+    let leader = leader_index(&nodes);
+    let via = (leader + 1) % 3;
+    let token_via = nodes[via].token_file(&[]);
+    nodes[leader].signal(libc::SIGSTOP);
+    let mut c4 = Controller::new(base.path(), 23, 4, "");
+    c4.start(Some(&token_via));
+    wait_for("c4 a started learner", START, || {
+        nodes[via]
+            .members()
+            .iter()
+            .any(|m| m["name"] == "c4" && m["learner"] == true)
+    });
+    c4.kill();
+    nodes[leader].signal(libc::SIGCONT);
+    c4.start(Some(&token_via));
+    c4.wait_healthy(START);
+    assert!(
+        c4.log_text().contains("already-member"),
+        "{}",
+        c4.log_text()
+    );
+    wait_for("four voters", START, || voters(&nodes[0].members()) == 4);
+    let members = nodes[0].members();
+    assert_eq!(members.len(), 4, "no orphan member: {members:?}");
+    let clusters: std::collections::BTreeSet<u64> = nodes
+        .iter()
+        .chain([&c4])
+        .map(|n| n.endpoint_status().unwrap().1)
+        .collect();
+    assert_eq!(clusters.len(), 1);
+}
+
+#[test]
+fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let mut c1 = Controller::new(base.path(), 24, 1, "");
+    c1.start(None);
+    c1.wait_healthy(START);
+    let before = c1.members();
+
+    let revoked = c1.token_file(&[]);
+    let id = std::fs::read_to_string(&revoked).unwrap();
+    let id = id
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap()
+        .to_owned();
+    c1.plinth(&["token", "revoke", &id]).expect_code(0);
+    let listed = c1.plinth(&["token", "list"]);
+    assert!(!listed.stdout.contains(&id), "{}", listed.stdout);
+
+    let expired = c1.token_file(&["--ttl", "1s"]);
+    wait_for("the token to expire", Duration::from_secs(10), || {
+        c1.plinth(&["token", "list"]).stdout.contains("(expired)")
+    });
+
+    // A token for this join API pinning another cluster's CA.
+    let good = std::fs::read_to_string(c1.token_file(&[])).unwrap();
+    let pin = good.split(':').nth(3).unwrap();
+    let foreign = base.path().join("foreign-token");
+    std::fs::write(&foreign, good.replace(pin, &"ab".repeat(32))).unwrap();
+
+    for (token, says) in [
+        (&revoked, "refused the join token"),
+        (&expired, "refused the join token"),
+        (&foreign, "does not present the cluster CA the token pins"),
+    ] {
+        let mut joiner = Controller::new(base.path(), 24, 2, "");
+        joiner.start(Some(token));
+        let code = joiner.wait_exit(START);
+        let log = joiner.log_text();
+        assert_eq!(code, 2, "{log}");
+        assert!(log.contains(says), "{log}");
+        let secret = std::fs::read_to_string(token).unwrap();
+        let secret = secret.rsplit('.').next().unwrap().trim();
+        assert!(!log.contains(secret), "a secret was logged");
+        assert!(!joiner.data.join("pki").exists(), "nothing published");
+        assert_eq!(c1.members(), before, "the cluster changed");
+        std::fs::remove_dir_all(joiner.data.parent().unwrap()).unwrap();
+    }
+    let server_log = c1.log_text();
+    assert!(
+        server_log.contains("unknown or revoked token"),
+        "{server_log}"
+    );
+    assert!(server_log.contains("expired token"), "{server_log}");
+}
+
+#[test]
+fn the_last_voter_does_not_leave_and_a_second_one_does() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let mut c1 = Controller::new(base.path(), 25, 1, "");
+    c1.start(None);
+    c1.wait_healthy(START);
+    let run = c1.plinth(&["etcd", "leave"]);
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("last voter"),
+        "{}",
+        run.error_line()
+    );
+    let token = c1.token_file(&[]);
+    let mut c2 = Controller::new(base.path(), 25, 2, "");
+    c2.start(Some(&token));
+    c2.wait_healthy(START);
+    wait_for("two voters", START, || voters(&c1.members()) == 2);
+    let run = c2.plinth(&["etcd", "leave"]);
+    run.expect_code(0);
+    assert!(run.stdout.contains("member `c2`"), "{}", run.stdout);
+    assert_eq!(c1.members().len(), 1);
+    let text = c1.plinth(&["etcd", "members"]);
+    assert!(
+        text.stdout.contains("c1") && !text.stdout.contains("c2"),
+        "{}",
+        text.stdout
+    );
+}
