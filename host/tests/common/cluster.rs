@@ -45,6 +45,10 @@ pub struct Controller {
     pub data: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// `--plugins` for `start`.
+    pub plugins: Option<PathBuf>,
+    /// Extra environment for `start` (`NOTIFY_SOCKET`, ...).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -69,6 +73,8 @@ impl Controller {
             data: dir.join("data"),
             config,
             log: dir.join("plinth.log"),
+            plugins: None,
+            env: Vec::new(),
             child: None,
         }
     }
@@ -95,6 +101,10 @@ impl Controller {
         if let Some(token) = token {
             command.arg("--token-file").arg(token);
         }
+        if let Some(plugins) = &self.plugins {
+            command.arg("--plugins").arg(plugins);
+        }
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         self.child = Some(command.spawn().expect("start plinth"));
         self
