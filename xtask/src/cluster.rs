@@ -50,6 +50,10 @@ pub struct Node {
     pub data: PathBuf,
     pub config: PathBuf,
     pub log: PathBuf,
+    /// `--plugins` for `start`.
+    pub plugins: Option<PathBuf>,
+    /// Extra environment for `start` (`NOTIFY_SOCKET`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Node {
@@ -71,6 +75,8 @@ impl Node {
             data: dir.join("data"),
             config,
             log: dir.join("plinth.log"),
+            plugins: None,
+            env: Vec::new(),
         })
     }
 
@@ -91,6 +97,10 @@ impl Node {
         if let Some(token) = token {
             command.arg("--token-file").arg(token);
         }
+        if let Some(plugins) = &self.plugins {
+            command.arg("--plugins").arg(plugins);
+        }
+        command.envs(self.env.iter().map(|(key, value)| (key, value)));
         Guard::spawn(&mut command)
     }
 
@@ -124,12 +134,7 @@ impl Node {
     }
 
     pub fn plinth(&self, plinth: &Path, args: &[&str]) -> Result<String> {
-        let out = Command::new(plinth)
-            .args(args)
-            .arg("--data-dir")
-            .arg(&self.data)
-            .env("PLINTH_LOG", "warn")
-            .output()?;
+        let out = self.plinth_output(plinth, args)?;
         if !out.status.success() {
             bail!(
                 "plinth {} failed: {}",
@@ -138,6 +143,16 @@ impl Node {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// `plinth <args> --data-dir <this node's>`, whatever its exit code.
+    pub fn plinth_output(&self, plinth: &Path, args: &[&str]) -> Result<std::process::Output> {
+        Ok(Command::new(plinth)
+            .args(args)
+            .arg("--data-dir")
+            .arg(&self.data)
+            .env("PLINTH_LOG", "warn")
+            .output()?)
     }
 
     /// A controller token made on this node, in a file beside its data.

@@ -87,16 +87,47 @@ fn run_demo_in(workdir: &Path) -> Result<()> {
     run_cluster(&plinth, &workdir.join("cluster"))
 }
 
-/// Run mode: three controllers on 127.0.0.1-3.
+/// `plinth status` of `node`, shown with the command.
+fn show_status(plinth: &Path, node: &Node) -> Result<()> {
+    let out = node.plinth_output(plinth, &["status"])?;
+    println!(
+        "$ plinth status --data-dir {}  # exit {}\n{}",
+        node.data.display(),
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).trim_end()
+    );
+    Ok(())
+}
+
+/// Whether `plinth status` of `node` prints `text`.
+fn status_says(plinth: &Path, node: &Node, text: &str) -> bool {
+    node.plinth_output(plinth, &["status"])
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains(text))
+}
+
+/// Run mode: three controllers on 127.0.0.1-3; c1 runs quorum-guard with
+/// `min-voters = 3`, so it is not ready until the other two have joined.
 fn run_cluster(plinth: &Path, base: &Path) -> Result<()> {
-    let nodes = (1..=3)
+    let mut nodes = (1..=3)
         .map(|i| Node::new(base, 0, i))
         .collect::<Result<Vec<_>>>()?;
+    let guard_dir = base.join("c1-plugins");
+    std::fs::create_dir_all(&guard_dir)?;
+    std::fs::copy(
+        guests::wasm_path("quorum-guard"),
+        guard_dir.join("40-quorum-guard.wasm"),
+    )?;
+    std::fs::copy(
+        root().join("plugins/quorum-guard/demo.toml"),
+        guard_dir.join("40-quorum-guard.toml"),
+    )?;
+    nodes[0].plugins = Some(guard_dir.clone());
     println!("\n=== Run mode: a cluster of three controllers on 127.0.0.1-3");
     println!(
-        "$ plinth controller --data-dir {} --config {}  # api and etcd on 127.0.0.1",
+        "$ plinth controller --data-dir {} --config {} --plugins {}  # api and etcd on 127.0.0.1; quorum-guard min-voters = 3",
         nodes[0].data.display(),
-        nodes[0].config.display()
+        nodes[0].config.display(),
+        guard_dir.display()
     );
     let started = Instant::now();
     let mut guards = vec![nodes[0].start(plinth, None, "warn,plinth=info")?];
@@ -107,6 +138,10 @@ fn run_cluster(plinth: &Path, base: &Path) -> Result<()> {
         "c1: etcd healthy after {:.2} s (new cluster)",
         started.elapsed().as_secs_f64()
     );
+    wait_for("quorum-guard to hold c1", Duration::from_secs(60), || {
+        status_says(plinth, &nodes[0], "1 of 3 voters")
+    })?;
+    show_status(plinth, &nodes[0])?;
     let token = nodes[0].token_file(plinth)?;
     let text = std::fs::read_to_string(&token)?;
     let shown = text
@@ -130,6 +165,10 @@ fn run_cluster(plinth: &Path, base: &Path) -> Result<()> {
         "c2, c3: voters after {:.2} s",
         joining.elapsed().as_secs_f64()
     );
+    wait_for("c1 to be ready", Duration::from_secs(30), || {
+        status_says(plinth, &nodes[0], "\nready")
+    })?;
+    show_status(plinth, &nodes[0])?;
     println!(
         "\n=== Members\n$ plinth etcd members --data-dir {}",
         nodes[0].data.display()

@@ -22,7 +22,8 @@ commands:
   test      install missing test tools, build the guests, check formatting and
             lints, and run every test
   bench     build in release and print the benchmark tables
-  bench-run build in release and print only the run-mode benchmark
+  bench-run build in release and print only the run-mode benchmarks (start,
+            joins, readiness reaction)
   joins [N] start one controller and four joiners at once, N times (default
             10), and report how many rounds ended as one cluster of five voters";
 
