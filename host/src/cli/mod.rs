@@ -10,9 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
 /// plugin file or settings, a refused or malformed join token, a join API
-/// that does not present the pinned CA; 3 a plugin denied; 4 a plugin failed
-/// (trap, timeout, bad answer) under fail-closed; 5 a required component or
-/// peer is unreachable (no join API answered within the join timeout).
+/// that does not present the pinned CA, a readiness URL outside the
+/// manifest's allow-urls; 3 a plugin denied, or a readiness check failed; 4 a
+/// plugin failed (trap, timeout, bad answer) under fail-closed; 5 a required
+/// component or peer is unreachable (no join API answered within the join
+/// timeout), or a readiness check was not ready within spec.readiness.timeout.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {
@@ -61,7 +63,9 @@ pub struct ControllerArgs {
     /// Generate the PKI and configuration, run every plugin hook, commit, and
     /// exit; do not start etcd or serve. Without it Plinth goes on in run
     /// mode: it starts and supervises etcd (joining the cluster when given a
-    /// token), serves the join API, and runs until SIGTERM or SIGINT.
+    /// token), serves the join API (`/readyz` included), runs every readiness
+    /// check (sd_notify READY=1 when all are ready, if NOTIFY_SOCKET is set),
+    /// and runs until SIGTERM or SIGINT.
     #[arg(long)]
     pub init_only: bool,
     /// Directory of plugins (`*.wasm`, each with an optional `NAME.toml`).
