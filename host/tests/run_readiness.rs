@@ -47,8 +47,20 @@ fn warm_cache() -> &'static Path {
     cache
 }
 
-/// A controller with `plugins`, its data dir's plugin cache already warm.
-fn controller(base: &Path, block: u8, index: u8, extra: &str, plugins: &PluginDir) -> Controller {
+/// A controller with `plugins` (file stem, guest package, manifest), its
+/// data dir's plugin cache already warm; the plugin dir lives as long as
+/// the second value.
+fn controller(
+    base: &Path,
+    block: u8,
+    index: u8,
+    extra: &str,
+    plugins: &[(&str, &str, &str)],
+) -> (Controller, PluginDir) {
+    let dir = PluginDir::new();
+    for (stem, package, manifest) in plugins {
+        dir.add(stem, package, manifest);
+    }
     let mut controller = Controller::new(base, block, index, extra);
     let cache = controller.data.join("cache/plugins");
     std::fs::create_dir_all(&cache).unwrap();
@@ -56,8 +68,22 @@ fn controller(base: &Path, block: u8, index: u8, extra: &str, plugins: &PluginDi
         let entry = entry.unwrap();
         std::fs::copy(entry.path(), cache.join(entry.file_name())).unwrap();
     }
-    controller.plugins = Some(plugins.path().to_owned());
-    controller
+    controller.plugins = Some(dir.path().to_owned());
+    (controller, dir)
+}
+
+/// Wait for `controller` to exit by itself: its exit code, and its last
+/// line, the one-line error.
+fn exit_of(controller: &mut Controller) -> (i32, String) {
+    let code = controller.wait_exit(START);
+    let log = controller.log_text();
+    let error = log
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("plinth: error:"))
+        .unwrap_or_else(|| panic!("no error line (exit {code}) in\n{log}"))
+        .to_owned();
+    (code, error)
 }
 
 /// `GET https://<controller>:9443<path>`, verified against its CA: status
@@ -151,15 +177,19 @@ fn journal_readiness(controller: &Controller) -> Vec<serde_json::Value> {
 fn a_controller_is_ready_only_once_every_check_is_and_tells_systemd_once() {
     let _heavy = cluster::heavy();
     let base = tempfile::tempdir().unwrap();
-    let plugins = PluginDir::new();
-    // Ready at its 20th evaluation: about two seconds at the 100 ms floor.
-    plugins.add(
-        "50-slow",
-        "scripted",
-        "[settings]\n\"readiness.checks\" = \"gate\"\n\"readiness.ready-after\" = \"20\"\n",
-    );
     let notify = NotifySocket::new();
-    let mut c1 = controller(base.path(), 60, 1, "", &plugins);
+    // Ready at its 20th evaluation: about two seconds at the 100 ms floor.
+    let (mut c1, _plugins) = controller(
+        base.path(),
+        60,
+        1,
+        "",
+        &[(
+            "50-slow",
+            "scripted",
+            "[settings]\n\"readiness.checks\" = \"gate\"\n\"readiness.ready-after\" = \"20\"\n",
+        )],
+    );
     c1.env.push(notify.env());
     c1.start(None);
 
@@ -237,14 +267,17 @@ fn a_controller_is_ready_only_once_every_check_is_and_tells_systemd_once() {
 fn quorum_guard_holds_the_first_controller_until_two_more_have_joined() {
     let _heavy = cluster::heavy();
     let base = tempfile::tempdir().unwrap();
-    let guard = PluginDir::new();
-    guard.add(
-        "quorum-guard",
-        "quorum-guard",
-        "hooks = [\"readiness\"]\n[settings]\nmin-voters = \"3\"\n",
+    let (mut c1, _guard) = controller(
+        base.path(),
+        61,
+        1,
+        "",
+        &[(
+            "quorum-guard",
+            "quorum-guard",
+            "hooks = [\"readiness\"]\n[settings]\nmin-voters = \"3\"\n",
+        )],
     );
-    let none = PluginDir::new();
-    let mut c1 = controller(base.path(), 61, 1, "", &guard);
     c1.start(None);
     wait_for("the guard to wait for voters", START, || {
         readyz_verbose(&c1).is_some_and(|(code, body)| {
@@ -265,11 +298,11 @@ fn quorum_guard_holds_the_first_controller_until_two_more_have_joined() {
     let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     assert_eq!(report["ready"], false);
 
-    let mut joiners: Vec<Controller> = (2..=3)
-        .map(|i| controller(base.path(), 61, i, "", &none))
+    let mut joiners: Vec<(Controller, PluginDir)> = (2..=3)
+        .map(|i| controller(base.path(), 61, i, "", &[]))
         .collect();
     let token = c1.token_file(&[]);
-    for joiner in &mut joiners {
+    for (joiner, _) in &mut joiners {
         joiner.start(Some(&token));
     }
     wait_for(
@@ -278,7 +311,7 @@ fn quorum_guard_holds_the_first_controller_until_two_more_have_joined() {
         || readyz_verbose(&c1).is_some_and(|(code, _)| code == 200),
     );
     c1.plinth(&["status"]).expect_code(0);
-    for joiner in &joiners {
+    for (joiner, _) in &joiners {
         wait_for(&format!("{} to be ready", joiner.name), START, || {
             readyz_verbose(joiner).is_some_and(|(code, _)| code == 200)
         });
@@ -291,25 +324,23 @@ fn quorum_guard_holds_the_first_controller_until_two_more_have_joined() {
 fn a_plugin_answering_failed_stops_the_controller_with_exit_3_naming_it() {
     let _heavy = cluster::heavy();
     let base = tempfile::tempdir().unwrap();
-    let plugins = PluginDir::new();
-    plugins.add(
-        "50-gate",
-        "scripted",
-        "[settings]\n\"readiness.checks\" = \"disk\"\n\"readiness.fail\" = \"disk too small\\nREADY=1\"\n",
-    );
     let notify = NotifySocket::new();
     notify.listen();
-    let mut c1 = controller(base.path(), 62, 1, "", &plugins);
+    let (mut c1, _plugins) = controller(
+        base.path(),
+        62,
+        1,
+        "",
+        &[(
+            "50-gate",
+            "scripted",
+            "[settings]\n\"readiness.checks\" = \"disk\"\n\"readiness.fail\" = \"disk too small\\nREADY=1\"\n",
+        )],
+    );
     c1.env.push(notify.env());
     c1.start(None);
-    let code = c1.wait_exit(START);
-    let log = c1.log_text();
-    assert_eq!(code, 3, "{log}");
-    let error = log
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("plinth: error:"))
-        .unwrap();
+    let (code, error) = exit_of(&mut c1);
+    assert_eq!(code, 3, "{error}");
     assert!(
         error.contains("plugin/50-gate/disk failed: disk too small\\nREADY=1"),
         "{error}"
@@ -330,35 +361,37 @@ fn a_hostile_readiness_plugin_is_stopped_at_its_deadline() {
     let base = tempfile::tempdir().unwrap();
 
     // Fail-closed: a loop in evaluate fails the run (exit 4) at 300 ms.
-    let looping = PluginDir::new();
-    looping.add(
-        "50-loop",
-        "scripted",
-        "timeout-ms = 300\n[settings]\n\"readiness.checks\" = \"spin\"\n\"hostile.evaluate\" = \"loop\"\n",
+    let (mut c1, _looping) = controller(
+        base.path(),
+        63,
+        1,
+        "",
+        &[(
+            "50-loop",
+            "scripted",
+            "timeout-ms = 300\n[settings]\n\"readiness.checks\" = \"spin\"\n\"hostile.evaluate\" = \"loop\"\n",
+        )],
     );
-    let mut c1 = controller(base.path(), 63, 1, "", &looping);
     c1.start(None);
-    let code = c1.wait_exit(START);
-    let log = c1.log_text();
-    assert_eq!(code, 4, "{log}");
-    let error = log
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("plinth: error:"))
-        .unwrap();
+    let (code, error) = exit_of(&mut c1);
+    assert_eq!(code, 4, "{error}");
     assert!(error.contains("plugin 50-loop"), "{error}");
     assert!(error.contains("timed out after 300 ms"), "{error}");
     c1.wait_no_etcd();
 
     // Ignored: a trap on every evaluation is "not ready", the controller
     // keeps answering, and the readiness timeout ends it (exit 5).
-    let trapping = PluginDir::new();
-    trapping.add(
-        "50-trap",
-        "scripted",
-        "failure-policy = \"ignore\"\n[settings]\n\"readiness.checks\" = \"crash\"\n\"hostile.evaluate\" = \"panic\"\n",
+    let (mut c2, _trapping) = controller(
+        base.path(),
+        63,
+        2,
+        &readiness_timeout("8s"),
+        &[(
+            "50-trap",
+            "scripted",
+            "failure-policy = \"ignore\"\n[settings]\n\"readiness.checks\" = \"crash\"\n\"hostile.evaluate\" = \"panic\"\n",
+        )],
     );
-    let mut c2 = controller(base.path(), 63, 2, &readiness_timeout("8s"), &trapping);
     c2.start(None);
     wait_for("the trapping check to show as not ready", START, || {
         readyz_verbose(&c2).is_some_and(|(code, body)| {
@@ -367,14 +400,8 @@ fn a_hostile_readiness_plugin_is_stopped_at_its_deadline() {
                 && body.contains("[-]plugin/50-trap/crash waiting: evaluate trapped")
         })
     });
-    let code = c2.wait_exit(START);
-    let log = c2.log_text();
-    assert_eq!(code, 5, "{log}");
-    let error = log
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("plinth: error:"))
-        .unwrap();
+    let (code, error) = exit_of(&mut c2);
+    assert_eq!(code, 5, "{error}");
     assert!(error.contains("readiness timed out after 8s"), "{error}");
     assert!(
         error.contains("plugin/50-trap/crash waiting: evaluate trapped"),
@@ -414,22 +441,17 @@ fn a_url_outside_allow_urls_is_never_fetched() {
 
     // Same host, another port: a text prefix would admit it, a URL prefix
     // does not.
-    let refused = PluginDir::new();
-    refused.add(
-        "50-probe",
-        "scripted",
-        &manifest(&format!("http://127.64.0.9:{}", port / 10)),
+    let refused = manifest(&format!("http://127.64.0.9:{}", port / 10));
+    let (mut c1, _refused) = controller(
+        base.path(),
+        64,
+        1,
+        "",
+        &[("50-probe", "scripted", &refused)],
     );
-    let mut c1 = controller(base.path(), 64, 1, "", &refused);
     c1.start(None);
-    let code = c1.wait_exit(START);
-    let log = c1.log_text();
-    assert_eq!(code, 2, "{log}");
-    let error = log
-        .lines()
-        .rev()
-        .find(|l| l.starts_with("plinth: error:"))
-        .unwrap();
+    let (code, error) = exit_of(&mut c1);
+    assert_eq!(code, 2, "{error}");
     assert!(
         error.contains(&url) && error.contains("allow-urls"),
         "{error}"
@@ -439,18 +461,37 @@ fn a_url_outside_allow_urls_is_never_fetched() {
     c1.wait_no_etcd();
 
     // The same check, admitted: the server is probed and the check ready.
-    let admitted = PluginDir::new();
-    admitted.add(
-        "50-probe",
-        "scripted",
-        &manifest(&format!("http://127.64.0.9:{port}/")),
+    // Beside it, quorum-guard probes this controller's own etcd `/health`
+    // over HTTPS: verified against the cluster's etcd CA, and answered only
+    // because the manifest has the host present etcd/healthcheck-client.
+    let admitted = manifest(&format!("http://127.64.0.9:{port}/"));
+    let etcd_health = "https://127.64.0.2:2379/health";
+    let guard = format!(
+        "allow-urls = [\"{etcd_health}\"]\nclient-certificate = \"etcd/healthcheck-client\"\n\
+         [settings]\nprobe-url = \"{etcd_health}\"\n"
     );
-    let mut c2 = controller(base.path(), 64, 2, "", &admitted);
+    let (mut c2, _admitted) = controller(
+        base.path(),
+        64,
+        2,
+        "",
+        &[
+            ("50-probe", "scripted", &admitted),
+            ("60-guard", "quorum-guard", &guard),
+        ],
+    );
     c2.start(None);
     wait_for(
-        "the admitted probe to make the controller ready",
+        "the admitted probes to make the controller ready",
         START,
         || readyz_verbose(&c2).is_some_and(|(code, _)| code == 200),
     );
     assert!(connections.load(Ordering::SeqCst) >= 1);
+    let report = c2.plinth(&["status", "--output", "json"]);
+    report.expect_code(0);
+    assert!(
+        report.stdout.contains("plugin/60-guard/probe"),
+        "{}",
+        report.stdout
+    );
 }

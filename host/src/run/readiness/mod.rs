@@ -109,6 +109,12 @@ pub enum ReadinessError {
         url: String,
         manifest: PathBuf,
     },
+    #[error("{manifest} names client-certificate `{certificate}`, which cannot be used: {source}")]
+    ClientCertificate {
+        manifest: PathBuf,
+        certificate: &'static str,
+        source: ProbeSetupError,
+    },
     #[error("cannot set up readiness probes: {0}")]
     Setup(#[from] ProbeSetupError),
 }
@@ -121,7 +127,7 @@ impl ReadinessError {
             Self::CheckFailed { .. } => ErrorClass::Denied,
             Self::PluginFailed { .. } => ErrorClass::PluginFailed,
             Self::TimedOut { .. } => ErrorClass::Unreachable,
-            Self::UrlNotAllowed { .. } => ErrorClass::Invalid,
+            Self::UrlNotAllowed { .. } | Self::ClientCertificate { .. } => ErrorClass::Invalid,
             Self::Setup(_) => ErrorClass::Internal,
         }
     }
@@ -290,13 +296,16 @@ async fn plugin_checks(
     setup: &Setup,
     trust: &TrustedCas,
 ) -> Result<Vec<PlannedCheck>, ReadinessError> {
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(
+        plugin_check::MAX_CALLS_IN_FLIGHT,
+    ));
     let lanes: Vec<Lane> = setup
         .plugins
         .all()
         .iter()
         .enumerate()
         .filter(|(_, plugin)| plugin.hooks.contains(&Hook::Readiness))
-        .map(|(index, _)| Lane::new(Arc::clone(&setup.plugins), index))
+        .map(|(index, _)| Lane::new(Arc::clone(&setup.plugins), index, Arc::clone(&in_flight)))
         .collect();
     let mut asked = JoinSet::new();
     for (order, lane) in lanes.iter().enumerate() {
@@ -329,7 +338,15 @@ async fn plugin_checks(
         let identity = plugin
             .manifest
             .client_certificate
-            .map(|cert| ClientIdentity::read(&setup.pki_dir, cert.name()))
+            .map(|cert| {
+                ClientIdentity::read(&setup.pki_dir, cert.name()).map_err(|source| {
+                    ReadinessError::ClientCertificate {
+                        manifest: plugin.path.with_extension("toml"),
+                        certificate: cert.name(),
+                        source,
+                    }
+                })
+            })
             .transpose()?;
         let prober = Arc::new(Prober::new(
             trust,

@@ -23,20 +23,27 @@ use crate::hooks::readiness::{
 };
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
-/// The way into one plugin: one call at a time, on the blocking pool.
+/// Plugin calls in flight at once, all plugins together: well inside the
+/// engine's pool of instances (16), and more than two cores can run.
+pub const MAX_CALLS_IN_FLIGHT: usize = 4;
+
+/// The way into one plugin: one call at a time, on the blocking pool, and
+/// at most [`MAX_CALLS_IN_FLIGHT`] calls of all plugins (`shared`).
 #[derive(Clone)]
 pub struct Lane {
     plugins: Arc<PluginSet>,
     index: usize,
     gate: Arc<Semaphore>,
+    shared: Arc<Semaphore>,
 }
 
 impl Lane {
-    pub fn new(plugins: Arc<PluginSet>, index: usize) -> Self {
+    pub fn new(plugins: Arc<PluginSet>, index: usize, shared: Arc<Semaphore>) -> Self {
         Self {
             plugins,
             index,
             gate: Arc::new(Semaphore::new(1)),
+            shared,
         }
     }
 
@@ -64,8 +71,9 @@ impl Lane {
         &self,
         body: impl FnOnce(&Plugin) -> Result<R, CallFailure> + Send + 'static,
     ) -> Result<R, CallFailure> {
-        // The semaphore is never closed, so acquiring cannot fail.
+        // The semaphores are never closed, so acquiring cannot fail.
         let _turn = self.gate.acquire().await.expect("lane semaphore closed");
+        let _slot = self.shared.acquire().await.expect("call semaphore closed");
         let (plugins, index) = (Arc::clone(&self.plugins), self.index);
         tokio::task::spawn_blocking(move || body(&plugins.all()[index]))
             .await
