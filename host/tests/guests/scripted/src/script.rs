@@ -700,7 +700,8 @@ mod tests {
             assert_eq!(
                 p.reason,
                 "storage=embedded-etcd etcd-member-data=false join-token-present=true \
-                 join-token-api=10.0.0.1:6443 hostname=n1 current=join-cluster current-reason=token given"
+                 join-token-api=10.0.0.1:6443 recorded-member=- hostname=n1 current=join-cluster \
+                 current-reason=token given"
             );
         });
     }
