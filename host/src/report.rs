@@ -91,14 +91,15 @@ pub struct Link {
     pub sha256: Option<String>,
 }
 
-/// The built-in that opens each hook's chain; readiness has none in init-only.
+/// The built-in that opens each hook's chain. Readiness is no chain: its
+/// built-in checks run beside the plugins' (run mode only).
 fn builtin_of(hook: Hook) -> Option<&'static str> {
     match hook {
         Hook::PreInit => Some("builtin:node-addresses"),
         Hook::JoinDecision => Some("builtin:storage-state"),
         Hook::PostPki => Some("builtin:validity"),
         Hook::ImageResolve => Some("builtin:catalog"),
-        Hook::Readiness => None,
+        Hook::Readiness => Some("builtin:etcd,etcd-voter,plinth-api"),
     }
 }
 
