@@ -40,14 +40,15 @@ pub use cidr::Cidr;
 pub use duration::GoDuration;
 pub use schema::{ClusterConfig, ImageOverride, NetworkProvider, PullPolicy, StorageType};
 
+use crate::data_dir::DataDirView;
+use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
-use crate::pki::KeyAlgorithm;
+use crate::phase::Summary;
+use crate::pki::{EtcdMode, KeyAlgorithm, PkiSpec};
+use crate::stage::{Stage, StageError};
 
 /// The embedded default document, also what `cargo xtask demo` runs on.
 pub const DEFAULT_YAML: &str = include_str!("default.yaml");
-
-/// Where the persisted configuration lives, relative to the data dir.
-pub const PERSISTED_PATH: &str = "config/cluster.yaml";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -68,15 +69,22 @@ pub enum ConfigError {
     Patch { plugin: String, message: String },
 }
 
+impl ConfigError {
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
+    }
+}
+
 /// A validated configuration: what the user set, and what is in force.
+/// Only built from a document, so the two views never drift apart.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where the user's document came from, for error messages.
-    pub origin: String,
+    origin: String,
     /// Only the fields someone set; the document to persist.
-    pub user: ClusterConfig,
+    user: ClusterConfig,
     /// Every field resolved.
-    pub effective: Effective,
+    effective: Effective,
 }
 
 /// The configuration in force, with no optional fields left.
@@ -214,6 +222,16 @@ impl Config {
         document.to_string()
     }
 
+    /// Stage the persisted document (0600: it may name internal
+    /// addresses), unless the data dir holds it already.
+    pub fn stage_persisted(&self, stage: &mut Stage<'_>) -> Result<(), StageError> {
+        stage.write_if_changed(
+            DataDirView::PERSISTED_CONFIG,
+            self.persisted_yaml().as_bytes(),
+            0o600,
+        )
+    }
+
     /// The document Plinth persists: only what was set.
     pub fn persisted_yaml(&self) -> String {
         let mut user = self.user.clone();
@@ -221,6 +239,47 @@ impl Config {
             .get_or_insert_with(|| schema::API_VERSION.to_owned());
         user.kind.get_or_insert_with(|| schema::KIND.to_owned());
         serde_yaml::to_string(&user).expect("a ClusterConfig always serialises")
+    }
+}
+
+impl Config {
+    /// Where the user's document came from: a path, `(embedded default)`,
+    /// or either patched by a plugin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every field in force.
+    pub fn effective(&self) -> &Effective {
+        &self.effective
+    }
+
+    /// What the PKI phase is asked to produce, on this node.
+    pub fn pki_spec(&self, node: &NodeFacts) -> PkiSpec {
+        let effective = &self.effective;
+        PkiSpec {
+            cluster_domain: effective.network.cluster_domain.clone(),
+            service_ip: effective.network.service_cidr.first_host(),
+            api_address: effective.api.address,
+            api_port: effective.api.port,
+            extra_sans: effective.api.sans.clone(),
+            node_addresses: node.addresses.clone(),
+            hostname: node.hostname.clone(),
+            etcd: match effective.storage {
+                Storage::Embedded { peer_address } => EtcdMode::Embedded { peer_address },
+                Storage::External { .. } => EtcdMode::External,
+            },
+            key_algorithm: effective.pki.key_algorithm,
+            ca_validity: effective.pki.ca_validity.as_time(),
+            cert_validity: effective.pki.cert_validity.as_time(),
+            renew_before: effective.pki.renew_before.as_time(),
+        }
+    }
+}
+
+impl Summary for Config {
+    fn summary(&self) -> String {
+        format!("{} ({})", self.effective.name, self.origin)
     }
 }
 

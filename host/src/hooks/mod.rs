@@ -19,78 +19,30 @@ pub mod post_pki;
 pub mod pre_init;
 
 use std::fmt;
-use std::str::FromStr;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
+use crate::error_class::ErrorClass;
 use crate::journal::{self, Entry, Journal, JournalError, Verdict};
-use crate::plugin::{CallFailure, Finding, Plugin, Severity};
+use crate::plugin::contract::{FailurePolicy, Finding, Hook, Severity};
+use crate::plugin::{CallFailure, Plugin};
+use crate::sha256::Sha256;
 
 /// Most findings one participant may return in one call.
 pub const MAX_FINDINGS: usize = 10_000;
 /// Longest text field a participant may return (a message, a reason, ...).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
 
-/// The hooks of the contract, in bootstrap order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hook {
-    PreInit,
-    JoinDecision,
-    PostPki,
-    ImageResolve,
-    Readiness,
-}
-
-impl Hook {
-    pub const ALL: [Hook; 5] = [
-        Hook::PreInit,
-        Hook::JoinDecision,
-        Hook::PostPki,
-        Hook::ImageResolve,
-        Hook::Readiness,
-    ];
-
-    /// The name used in the WIT, manifests, logs and the journal.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hook::PreInit => "pre-init",
-            Hook::JoinDecision => "join-decision",
-            Hook::PostPki => "post-pki",
-            Hook::ImageResolve => "image-resolve",
-            Hook::Readiness => "readiness",
-        }
+/// The built-in that opens `hook`'s chain; readiness has none in init-only.
+pub fn builtin_of(hook: Hook) -> Option<&'static str> {
+    match hook {
+        Hook::PreInit => Some(pre_init::BUILTIN),
+        Hook::JoinDecision => Some(join_decision::BUILTIN),
+        Hook::PostPki => Some(post_pki::BUILTIN),
+        Hook::ImageResolve => Some(image_resolve::BUILTIN),
+        Hook::Readiness => None,
     }
-}
-
-impl fmt::Display for Hook {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Hook {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Hook::ALL
-            .into_iter()
-            .find(|hook| hook.as_str() == name)
-            .ok_or_else(|| format!("`{name}` is not a hook"))
-    }
-}
-
-/// What to do when a participant fails (trap, timeout, malformed answer).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FailurePolicy {
-    /// Fail the bootstrap (exit 4). The default: a policy that cannot run
-    /// must not be taken as a policy that allowed.
-    #[default]
-    Fail,
-    /// Log, journal and go on as if the participant had not been called.
-    Ignore,
 }
 
 /// Anything that can take part in a chain.
@@ -98,7 +50,7 @@ pub trait Participant {
     /// `builtin:<name>` for built-ins, the file stem for plugins.
     fn name(&self) -> &str;
 
-    fn sha256(&self) -> Option<&str> {
+    fn sha256(&self) -> Option<Sha256> {
         None
     }
 
@@ -109,11 +61,11 @@ pub trait Participant {
 
 impl Participant for Plugin {
     fn name(&self) -> &str {
-        &self.name
+        Plugin::name(self)
     }
 
-    fn sha256(&self) -> Option<&str> {
-        Some(&self.sha256)
+    fn sha256(&self) -> Option<Sha256> {
+        Some(Plugin::sha256(self))
     }
 
     fn failure_policy(&self) -> FailurePolicy {
@@ -158,11 +110,11 @@ pub enum HookError {
 }
 
 impl HookError {
-    pub fn exit_code(&self) -> crate::ExitCode {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Denied { .. } => crate::ExitCode::Denied,
-            Self::Failed { .. } => crate::ExitCode::PluginFailed,
-            Self::Journal(_) => crate::ExitCode::Internal,
+            Self::Denied { .. } => ErrorClass::Denied,
+            Self::Failed { .. } => ErrorClass::PluginFailed,
+            Self::Journal(error) => error.class(),
         }
     }
 }
@@ -211,7 +163,7 @@ pub struct Outcome<T> {
 /// [`CallFailure::Malformed`] for an answer it will not accept.
 pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
     hook: Hook,
-    journal: &mut Journal,
+    journal: &Journal,
     participants: &[&P],
     initial: T,
     mut call: impl FnMut(&P, &T) -> Result<Answer<T>, CallFailure>,
@@ -220,8 +172,8 @@ pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
     let mut denials = Vec::new();
     let mut notes = Vec::new();
     for participant in participants {
-        let mut entry = Entry::new(hook.as_str(), participant.name(), Verdict::Allowed);
-        entry.sha256 = participant.sha256().map(str::to_owned);
+        let mut entry = Entry::new(hook.phase(), participant.name(), Verdict::Allowed);
+        entry.sha256 = participant.sha256();
         entry.input_digest = Some(journal::digest(&current));
         let started = Instant::now();
         let answer = call(participant, &current)

@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error_class::ErrorClass;
+
 const PREFIX: &str = "plinth-join-v1:";
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +24,8 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    pub fn exit_code(&self) -> crate::ExitCode {
-        crate::ExitCode::Usage
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
     }
 }
 

@@ -37,6 +37,9 @@ use std::path::{Path, PathBuf};
 use rcgen::{KeyPair, PublicKeyData};
 use time::OffsetDateTime;
 
+use crate::error_class::ErrorClass;
+use crate::journal::{Entry, Verdict};
+use crate::phase::{Phase, Summary};
 use crate::stage::{Stage, StageError};
 
 pub use decision::{Decision, DecisionKind, KubeconfigReason, ReissueReason};
@@ -49,6 +52,9 @@ pub use spec::{
 
 use issue::LoadedCa;
 use set::{CaId, LeafSpec};
+
+/// Who the journal says made the PKI's decisions.
+const JOURNAL_NAME: &str = "builtin:pki";
 
 /// File modes of the PKI.
 pub const KEY_MODE: u32 = 0o600;
@@ -105,6 +111,34 @@ pub enum PkiError {
     Stage(#[from] StageError),
 }
 
+impl PkiError {
+    /// A PKI the user handed over in a state Plinth will not touch is bad
+    /// input; failing to read, generate or sign is not.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::CaKeyMissing { .. }
+            | Self::CaCertMissing { .. }
+            | Self::CaKeyMismatch { .. }
+            | Self::NotACa { .. }
+            | Self::InvalidCertificate { .. }
+            | Self::InvalidKey { .. }
+            | Self::InvalidSan { .. }
+            | Self::InvalidSpec { .. } => ErrorClass::Invalid,
+            Self::Stage(error) => error.class(),
+            Self::Read { .. }
+            | Self::KeyGeneration { .. }
+            | Self::Sign { .. }
+            | Self::Kubeconfig { .. } => ErrorClass::Internal,
+        }
+    }
+}
+
+/// The cluster CA's certificate, relative to the data dir: what a join
+/// token pins.
+pub fn cluster_ca_cert() -> PathBuf {
+    set::cert_path(CaId::Kubernetes.name())
+}
+
 /// What [`stage_pki`] did and the resulting certificate set.
 #[derive(Debug, Clone)]
 pub struct PkiOutcome {
@@ -115,6 +149,26 @@ pub struct PkiOutcome {
     /// alike. The kubeconfigs embed the `admin`, `scheduler` and
     /// `controller-manager` leaves, which are listed once, here.
     pub certificates: Vec<CertificateFacts>,
+}
+
+impl PkiOutcome {
+    /// One journal line per decision.
+    pub fn journal_entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.decisions.iter().map(|decision| {
+            let detail = serde_json::json!({"name": decision.name, "path": decision.path, "kind": decision.kind});
+            Entry::new(Phase::Pki, JOURNAL_NAME, Verdict::Event).detail(detail)
+        })
+    }
+}
+
+impl Summary for PkiOutcome {
+    fn summary(&self) -> String {
+        let changed = self.decisions.iter().filter(|d| d.changed()).count();
+        format!(
+            "{} certificate(s), {changed} file(s) new or reissued",
+            self.certificates.len()
+        )
+    }
 }
 
 /// The final state of one leaf, after the decisions.
@@ -129,11 +183,11 @@ struct LeafResult {
 /// written outside `stage`.
 pub fn stage_pki(
     spec: &PkiSpec,
-    stage: &mut Stage,
+    stage: &mut Stage<'_>,
     now: OffsetDateTime,
 ) -> Result<PkiOutcome, PkiError> {
     check_spec(spec)?;
-    let data_dir = stage.data_dir().to_path_buf();
+    let data_dir = stage.data_dir().root().to_path_buf();
     let leaves = set::leaves(spec);
     let mut decisions = Vec::new();
 
@@ -193,7 +247,7 @@ pub fn stage_pki(
         let cert_path = set::cert_path(id.name());
         stage.write(&cert_path, pem.as_bytes(), CERT_MODE)?;
         stage.write(
-            &set::key_path(id.name()),
+            set::key_path(id.name()),
             key.serialize_pem().as_bytes(),
             KEY_MODE,
         )?;
@@ -244,7 +298,7 @@ pub fn stage_pki(
                 let pem = issue::sign_leaf(leaf, &key, ca, spec, now)?;
                 let key_pem = key.serialize_pem();
                 stage.write(&cert_path, pem.as_bytes(), CERT_MODE)?;
-                stage.write(&set::key_path(leaf.name), key_pem.as_bytes(), KEY_MODE)?;
+                stage.write(set::key_path(leaf.name), key_pem.as_bytes(), KEY_MODE)?;
                 let der = issue::pem_to_der(pem.as_bytes()).map_err(|detail| {
                     PkiError::InvalidCertificate {
                         path: cert_path.clone(),

@@ -11,7 +11,11 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::plinth::bootstrap::{host, types};
-use super::engine::EPOCH_TICK;
+use super::contract::Hook;
+
+/// How often the engine's epoch advances (`engine.rs` ticks it); deadlines
+/// are counted in ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Bytes of stdout or stderr kept from one call; the rest is dropped.
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
@@ -50,6 +54,8 @@ pub enum CallFailure {
     Trap(String),
     #[error("gave a malformed answer: {0}")]
     Malformed(String),
+    #[error("does not export {0}")]
+    NotExported(Hook),
 }
 
 /// The data of one call's Store.
