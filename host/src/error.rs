@@ -49,16 +49,22 @@ impl Error {
         }
     }
 
-    /// The error and its causes on one line, `: `-separated, as the journal
-    /// records why a run stopped.
+    /// The error and its causes on one line, as the journal records why a
+    /// run stopped.
     pub fn one_line(&self) -> String {
-        let mut line = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(error) = cause {
-            line.push_str(": ");
-            line.push_str(&error.to_string());
-            cause = error.source();
-        }
-        line
+        one_line(self)
     }
+}
+
+/// `error` and its causes, `: `-separated, whitespace runs (the newlines of
+/// a parser's message) folded to one space: what `plinth: error:` prints.
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        line.push_str(": ");
+        line.push_str(&error.to_string());
+        cause = error.source();
+    }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }

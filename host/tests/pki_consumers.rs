@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use plinth::config::Config;
 use plinth::data_dir::DataDir;
+use plinth::node::NodeFacts;
 use plinth::pki::{
     self, CertificateFacts, DecisionKind, EtcdMode, KeyAlgorithm, PkiOutcome, PkiSpec,
     PublicKeyAlgorithm, ReissueReason,
@@ -45,19 +47,20 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test IP literal")
 }
 
+/// The spec the real config gives for an API at 10.0.0.5 with two extra
+/// SANs, on a node `node1` with an IPv4 and an IPv6 address: every other
+/// value (service IP, validities, etcd peer address) is the default.
 fn spec(alg: KeyAlgorithm) -> PkiSpec {
-    let mut spec = PkiSpec::new(
-        "node1",
-        ip("10.0.0.5"),
-        ip("10.96.0.1"),
-        EtcdMode::Embedded {
-            peer_address: ip("10.0.0.5"),
-        },
+    let node = NodeFacts {
+        hostname: "node1".to_owned(),
+        addresses: vec![ip("10.0.0.5"), ip("fd00::5")],
+    };
+    let yaml = format!(
+        "spec:\n  api:\n    address: 10.0.0.5\n    sans: [api.example.com, 192.168.10.10]\n  pki:\n    keyAlgorithm: {alg}\n"
     );
-    spec.node_addresses = vec![ip("10.0.0.5"), ip("fd00::5")];
-    spec.extra_sans = vec!["api.example.com".into(), "192.168.10.10".into()];
-    spec.key_algorithm = alg;
-    spec
+    Config::from_yaml(&yaml, "test config", &node)
+        .expect("test config")
+        .pki_spec(&node)
 }
 
 /// Stage the PKI and commit it.

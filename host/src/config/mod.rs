@@ -44,7 +44,7 @@ use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
 use crate::phase::Summary;
-use crate::pki::{EtcdMode, KeyAlgorithm, PkiSpec};
+use crate::pki::{EtcdMode, KeyAlgorithm, PkiSpec, Validity, ValidityError};
 use crate::stage::{Stage, StageError};
 
 /// The embedded default document, also what `cargo xtask demo` runs on.
@@ -52,13 +52,19 @@ pub const DEFAULT_YAML: &str = include_str!("default.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}; check the --config path")]
+    #[error("cannot read config {path}; check the --config path")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("invalid config {origin}: {message}")]
-    Parse { origin: String, message: String },
+    #[error("invalid config {origin}")]
+    Parse {
+        origin: String,
+        /// The YAML or JSON parser's error, with the line and key.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("invalid config {origin}: {key}: {message}")]
     Invalid {
         origin: String,
@@ -128,9 +134,7 @@ pub enum Storage {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pki {
     pub key_algorithm: KeyAlgorithm,
-    pub ca_validity: GoDuration,
-    pub cert_validity: GoDuration,
-    pub renew_before: GoDuration,
+    pub validity: Validity,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -164,7 +168,7 @@ impl Config {
         } else {
             serde_yaml::from_str(text).map_err(|error| ConfigError::Parse {
                 origin: origin.to_owned(),
-                message: error.to_string(),
+                source: error.into(),
             })?
         };
         Self::from_user(user, origin, node)
@@ -199,7 +203,7 @@ impl Config {
         let user: ClusterConfig =
             serde_json::from_value(document).map_err(|error| ConfigError::Parse {
                 origin: origin.clone(),
-                message: error.to_string(),
+                source: error.into(),
             })?;
         Self::from_user(user, &origin, node)
     }
@@ -270,9 +274,7 @@ impl Config {
                 Storage::External { .. } => EtcdMode::External,
             },
             key_algorithm: effective.pki.key_algorithm,
-            ca_validity: effective.pki.ca_validity.as_time(),
-            cert_validity: effective.pki.cert_validity.as_time(),
-            renew_before: effective.pki.renew_before.as_time(),
+            validity: effective.pki.validity,
         }
     }
 }
@@ -304,7 +306,7 @@ fn effective_document(user: &ClusterConfig, origin: &str) -> Result<ClusterConfi
     merge::apply(&mut document, &to_json(user));
     serde_json::from_value(document).map_err(|error| ConfigError::Parse {
         origin: origin.to_owned(),
-        message: error.to_string(),
+        source: error.into(),
     })
 }
 
@@ -403,21 +405,29 @@ fn resolve(
             format!("`{key_algorithm}` is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"),
         )
     })?;
+    let (ca, cert, renew) = (
+        pki.ca_validity.expect(defaulted),
+        pki.cert_validity.expect(defaulted),
+        pki.renew_before.expect(defaulted),
+    );
+    let validity = Validity::new(ca.as_time(), cert.as_time(), renew.as_time()).map_err(
+        |error| match error {
+            ValidityError::CertNotShorterThanCa => invalid(
+                "spec.pki.certValidity",
+                format!("{cert} is not shorter than caValidity ({ca}): {error}; make it shorter"),
+            ),
+            ValidityError::RenewalNotShorterThanCert | ValidityError::Negative => invalid(
+                "spec.pki.renewBefore",
+                format!(
+                    "{renew} is not shorter than certValidity ({cert}): {error}; make it shorter"
+                ),
+            ),
+        },
+    )?;
     let pki = Pki {
         key_algorithm,
-        ca_validity: pki.ca_validity.expect(defaulted),
-        cert_validity: pki.cert_validity.expect(defaulted),
-        renew_before: pki.renew_before.expect(defaulted),
+        validity,
     };
-    if pki.cert_validity > pki.ca_validity {
-        return Err(invalid(
-            "spec.pki.certValidity",
-            format!(
-                "{} outlives the CAs ({}); make it shorter than caValidity",
-                pki.cert_validity, pki.ca_validity
-            ),
-        ));
-    }
     let repository = images.repository.filter(|r| !r.is_empty());
     if let Some(bad) = repository
         .as_deref()

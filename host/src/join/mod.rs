@@ -12,6 +12,7 @@ use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
 use crate::plugin::contract::{JoinAction, JoinFacts, Proposal, StorageKind};
+use crate::sha256::Sha256;
 
 /// A join the local state cannot support.
 #[derive(Debug, thiserror::Error)]
@@ -25,8 +26,8 @@ pub enum JoinError {
     )]
     ClusterCaMismatch {
         path: PathBuf,
-        pinned: String,
-        actual: String,
+        pinned: Sha256,
+        actual: Sha256,
     },
 }
 
@@ -87,7 +88,7 @@ fn check_cluster_ca(data_dir: &DataDirView, token: &JoinToken) -> Result<(), Joi
     if actual != token.ca_sha256 {
         return Err(JoinError::ClusterCaMismatch {
             path,
-            pinned: token.ca_sha256.clone(),
+            pinned: token.ca_sha256,
             actual,
         });
     }

@@ -68,7 +68,7 @@ pub(crate) fn self_signed_ca(
         .distinguished_name
         .push(DnType::CommonName, id.common_name());
     params.not_before = now - BACKDATE;
-    params.not_after = now + spec.ca_validity;
+    params.not_after = now + spec.validity.ca();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -78,9 +78,9 @@ pub(crate) fn self_signed_ca(
     params
         .self_signed(key)
         .map(|cert| cert.pem())
-        .map_err(|e| PkiError::Sign {
+        .map_err(|source| PkiError::Sign {
             name: id.name().to_string(),
-            detail: e.to_string(),
+            source,
         })
 }
 
@@ -92,10 +92,6 @@ pub(crate) fn sign_leaf(
     spec: &PkiSpec,
     now: OffsetDateTime,
 ) -> Result<String, PkiError> {
-    let sign_err = |detail: String| PkiError::Sign {
-        name: leaf.name.to_string(),
-        detail,
-    };
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     for org in &leaf.organizations {
@@ -107,7 +103,7 @@ pub(crate) fn sign_leaf(
         .distinguished_name
         .push(DnType::CommonName, leaf.common_name.as_str());
     params.not_before = now - BACKDATE;
-    params.not_after = now + spec.cert_validity;
+    params.not_after = now + spec.validity.cert();
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -132,12 +128,20 @@ pub(crate) fn sign_leaf(
     params
         .subject_alt_names
         .extend(leaf.ip_sans.iter().copied().map(SanType::IpAddress));
-    let issuer = Issuer::from_ca_cert_der(&ca.der.as_slice().into(), &ca.key)
-        .map_err(|e| sign_err(format!("cannot use CA {}: {e}", ca.id.name())))?;
+    let issuer =
+        Issuer::from_ca_cert_der(&ca.der.as_slice().into(), &ca.key).map_err(|source| {
+            PkiError::CaUnusable {
+                ca: ca.id.name().to_string(),
+                source,
+            }
+        })?;
     params
         .signed_by(key, &issuer)
         .map(|cert| cert.pem())
-        .map_err(|e| sign_err(e.to_string()))
+        .map_err(|source| PkiError::Sign {
+            name: leaf.name.to_string(),
+            source,
+        })
 }
 
 /// Does the existing leaf (its cert and key files) still fit the spec?
@@ -207,10 +211,11 @@ pub(crate) fn evaluate(
         });
     }
     let not_after = cert.validity().not_after.to_datetime();
-    if not_after - now <= spec.renew_before {
+    let renew_before = spec.validity.renew_before();
+    if not_after - now <= renew_before {
         return Err(ReissueReason::Expiring {
             not_after: super::rfc3339(not_after),
-            renew_before_days: spec.renew_before.whole_days(),
+            renew_before_days: renew_before.whole_days(),
         });
     }
     let key_problem = match key_pem {
