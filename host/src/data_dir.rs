@@ -47,39 +47,13 @@ impl DataDirError {
 
 /// The paths of a data dir, without its lock: what a command that runs
 /// beside a controller reads. Every path Plinth uses in a data dir is named
-/// here, relative ones as constants (the stage and the PKI work in paths
-/// relative to the data dir), absolute ones as methods.
+/// here, in the table below.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataDirView {
     root: PathBuf,
 }
 
 impl DataDirView {
-    /// The control-plane PKI, `pki/` (kubeadm's names inside).
-    pub const PKI: &str = "pki";
-    /// The audit log of every bootstrap, one JSON line per event.
-    pub const JOURNAL: &str = "journal/bootstrap.jsonl";
-    /// Compiled plugins, keyed by the wasm's sha256 and the engine.
-    pub const PLUGIN_CACHE: &str = "cache/plugins";
-    /// What the user set, and only that (never a default).
-    pub const PERSISTED_CONFIG: &str = "config/cluster.yaml";
-    /// The images the last bootstrap resolved.
-    pub const IMAGES_LOCK: &str = "images.lock";
-    /// The staging area of a commit in progress.
-    pub const STAGE: &str = ".stage";
-    /// Written last by a commit: the files of a bootstrap are all there.
-    pub const COMPLETE_MARKER: &str = ".complete";
-    /// Embedded etcd's data directory.
-    pub const ETCD: &str = "etcd";
-    /// The file whose presence means this machine's etcd holds cluster
-    /// data. Deliberately storage state, not certificates: certificates can
-    /// be copied onto a fresh machine (a CA handed over for joining), data
-    /// cannot.
-    pub const ETCD_MEMBER_DB: &str = "etcd/member/snap/db";
-    /// The membership a joining controller recorded before it first started
-    /// etcd, so a crash between "added" and "started" resumes it.
-    pub const JOIN_RECORD: &str = "etcd/join.json";
-
     /// A view of the data dir at `root`, which need not exist.
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -93,46 +67,53 @@ impl DataDirView {
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
     }
+}
 
-    pub fn pki_dir(&self) -> PathBuf {
-        self.path(Self::PKI)
-    }
+/// Each path of the data dir once: a constant relative to the data dir (the
+/// stage and the PKI work in relative paths) and a method giving it under
+/// the root.
+macro_rules! data_dir_paths {
+    ($($(#[$doc:meta])* $method:ident: $constant:ident = $rel:literal;)*) => {
+        impl DataDirView {
+            $(
+                $(#[$doc])*
+                pub const $constant: &str = $rel;
+            )*
+            $(
+                #[doc = concat!("`<data-dir>/", $rel, "`")]
+                pub fn $method(&self) -> PathBuf {
+                    self.path(Self::$constant)
+                }
+            )*
+        }
+    };
+}
 
-    pub fn journal_file(&self) -> PathBuf {
-        self.path(Self::JOURNAL)
-    }
-
-    pub fn plugin_cache_dir(&self) -> PathBuf {
-        self.path(Self::PLUGIN_CACHE)
-    }
-
-    pub fn persisted_config(&self) -> PathBuf {
-        self.path(Self::PERSISTED_CONFIG)
-    }
-
-    pub fn images_lock(&self) -> PathBuf {
-        self.path(Self::IMAGES_LOCK)
-    }
-
-    pub fn stage_dir(&self) -> PathBuf {
-        self.path(Self::STAGE)
-    }
-
-    pub fn complete_marker(&self) -> PathBuf {
-        self.path(Self::COMPLETE_MARKER)
-    }
-
-    pub fn etcd_dir(&self) -> PathBuf {
-        self.path(Self::ETCD)
-    }
-
-    pub fn etcd_member_db(&self) -> PathBuf {
-        self.path(Self::ETCD_MEMBER_DB)
-    }
-
-    pub fn join_record(&self) -> PathBuf {
-        self.path(Self::JOIN_RECORD)
-    }
+data_dir_paths! {
+    /// The control-plane PKI (kubeadm's names inside).
+    pki_dir: PKI = "pki";
+    /// The audit log of every bootstrap, one JSON line per event.
+    journal_file: JOURNAL = "journal/bootstrap.jsonl";
+    /// Compiled plugins, keyed by the wasm's sha256 and the engine.
+    plugin_cache_dir: PLUGIN_CACHE = "cache/plugins";
+    /// What the user set, and only that (never a default).
+    persisted_config: PERSISTED_CONFIG = "config/cluster.yaml";
+    /// The images the last bootstrap resolved.
+    images_lock: IMAGES_LOCK = "images.lock";
+    /// The staging area of a commit in progress.
+    stage_dir: STAGE = ".stage";
+    /// Written last by a commit: the files of a bootstrap are all there.
+    complete_marker: COMPLETE_MARKER = ".complete";
+    /// Embedded etcd's data directory.
+    etcd_dir: ETCD = "etcd";
+    /// The file whose presence means this machine's etcd holds cluster
+    /// data. Deliberately storage state, not certificates: certificates can
+    /// be copied onto a fresh machine (a CA handed over for joining), data
+    /// cannot.
+    etcd_member_db: ETCD_MEMBER_DB = "etcd/member/snap/db";
+    /// The membership a joining controller recorded before it first started
+    /// etcd, so a crash between "added" and "started" resumes it.
+    join_record: JOIN_RECORD = "etcd/join.json";
 }
 
 /// A data dir this process holds the lock of, for as long as the value

@@ -903,10 +903,7 @@ fn check_expiration_lists_leaves_kubeconfigs_and_cas_and_flags_missing() {
     fs::remove_file(dir.root().join("pki/scheduler.crt")).expect("rm");
     let later = pki::check_expiration(&dir, now + time::Duration::days(400)).expect("report");
     assert!(later.any_expired());
-    assert_eq!(
-        row(&later, "scheduler").status,
-        pki::expiration::RowStatus::Missing
-    );
+    assert_eq!(row(&later, "scheduler").status, pki::RowStatus::Missing);
     assert_eq!(row(&later, "server").residual.as_deref(), Some("expired"));
     assert!(!row(&later, "ca").expired);
 }

@@ -63,7 +63,7 @@ impl fmt::Display for Cidr {
     }
 }
 
-super::serde_via_str!(Cidr);
+super::text::serde_via_str!(Cidr);
 
 #[cfg(test)]
 mod tests {

@@ -78,7 +78,7 @@ impl fmt::Display for GoDuration {
     }
 }
 
-super::serde_via_str!(GoDuration);
+super::text::serde_via_str!(GoDuration);
 
 #[cfg(test)]
 mod tests {

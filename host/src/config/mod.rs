@@ -1,34 +1,15 @@
 //! The cluster configuration: parsing, defaults, and what gets persisted.
 //!
-//! A [`Config`] holds two views of one document: [`Config::user`], exactly the
-//! fields someone set (the file, or a pre-init plugin's patch), and
-//! [`Config::effective`], every field resolved against the embedded default
-//! and the node's facts. Only the first is ever written to disk.
-
-/// Serialise a type as its `Display` text and read it back with `FromStr`,
-/// so YAML holds `10.96.0.0/12` and `8760h` and parse errors keep their line.
-macro_rules! serde_via_str {
-    ($type:ty) => {
-        impl serde::Serialize for $type {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $type {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-use serde_via_str;
+//! A [`Config`] holds two views of one document: exactly the fields someone
+//! set (the file, or a pre-init plugin's patch), and [`Config::effective`],
+//! every field resolved against the embedded default and the node's facts.
+//! Only the first is ever written to disk.
 
 mod cidr;
 mod duration;
 pub mod merge;
 pub mod schema;
+mod text;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::{Answer, HookError, Outcome, Participant, check_text, run_chain};
+use super::chain::{Answer, HookError, Outcome, Participant, check_text, run_chain};
 use crate::config::Config;
 use crate::images::{self, Catalog, Selection, reference};
 use crate::journal::Journal;

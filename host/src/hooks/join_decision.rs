@@ -7,7 +7,7 @@
 //! controller with a token joins the control plane, and without one it
 //! creates (connects to) the cluster the external etcd holds.
 
-use super::{Answer, HookError, Participant, check_text, run_chain};
+use super::chain::{Answer, HookError, Participant, check_text, run_chain};
 use crate::journal::Journal;
 use crate::phase::Summary;
 use crate::plugin::contract::{Hook, JoinAction, JoinFacts, Proposal, StorageKind};

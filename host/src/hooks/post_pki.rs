@@ -2,7 +2,7 @@
 //! alike, goes past every auditor before anything is committed. Auditors see
 //! certificates only: no private key ever crosses into a plugin.
 
-use super::{Answer, Attributed, HookError, Participant, run_chain};
+use super::chain::{Answer, Attributed, HookError, Participant, run_chain};
 use time::OffsetDateTime;
 
 use crate::journal::{self, Journal};

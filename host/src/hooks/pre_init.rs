@@ -5,7 +5,7 @@
 
 use serde::{Serialize, Serializer};
 
-use super::{Answer, HookError, Outcome, Participant, run_chain};
+use super::chain::{Answer, HookError, Outcome, Participant, run_chain};
 use crate::config::Config;
 use crate::data_dir::DataDirView;
 use crate::journal::Journal;

@@ -13,8 +13,10 @@ use time::OffsetDateTime;
 
 use crate::data_dir::DataDirView;
 
+use super::error::PkiError;
+use super::read::{read_optional, rfc3339};
 use super::set::{self, CaId, KUBECONFIGS, LEAVES};
-use super::{PkiError, issue, kubeconfig, rfc3339};
+use super::{issue, kubeconfig};
 
 /// State of one file of the set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,7 +79,7 @@ pub fn check_expiration(
     let mut rows = Vec::new();
     for leaf in LEAVES.iter().filter(|l| wanted(l.ca)) {
         let rel = set::cert_path(leaf.name);
-        let pem = super::read_optional(&data_dir.path(&rel))?;
+        let pem = read_optional(&data_dir.path(&rel))?;
         rows.push(row(
             leaf.name,
             rel,
@@ -88,14 +90,14 @@ pub fn check_expiration(
     }
     for kc in KUBECONFIGS {
         let rel = set::kubeconfig_path(kc.file);
-        let der = super::read_optional(&data_dir.path(&rel))?.map(|yaml| {
+        let der = read_optional(&data_dir.path(&rel))?.map(|yaml| {
             kubeconfig::client_certificate(&yaml).and_then(|pem| issue::pem_to_der(&pem))
         });
         rows.push(row(kc.file, rel, der, set::ca_of(kc.leaf), now));
     }
     for ca in CaId::ALL.into_iter().filter(|ca| wanted(*ca)) {
         let rel = set::cert_path(ca.name());
-        let pem = super::read_optional(&data_dir.path(&rel))?;
+        let pem = read_optional(&data_dir.path(&rel))?;
         rows.push(row(
             ca.name(),
             rel,

@@ -12,14 +12,14 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 
-use super::PkiError;
 use super::decision::ReissueReason;
+use super::error::PkiError;
 use super::inspect::{
     PublicKeyAlgorithm, escape_rfc4514, public_key_algorithm, rfc4514, sans, usage_names,
 };
 use super::keys;
 use super::set::{CaId, LeafSpec, Usage};
-use super::spec::{BACKDATE, PkiSpec};
+use super::spec::{BACKDATE, KeyAlgorithm, PkiSpec};
 
 /// A CA ready to sign: its certificate (as on disk and DER) and its key.
 pub(crate) struct LoadedCa {
@@ -161,7 +161,7 @@ pub(crate) fn evaluate(
         });
     }
     let (algorithm, bits) = public_key_algorithm(cert);
-    if !spec.key_algorithm.matches(algorithm, bits) {
+    if !key_matches(spec.key_algorithm, algorithm, bits) {
         return Err(ReissueReason::KeyAlgorithmChanged {
             old: describe_key(algorithm, bits),
             new: spec.key_algorithm.to_string(),
@@ -214,7 +214,7 @@ pub(crate) fn evaluate(
     let renew_before = spec.validity.renew_before();
     if not_after - now <= renew_before {
         return Err(ReissueReason::Expiring {
-            not_after: super::rfc3339(not_after),
+            not_after: super::read::rfc3339(not_after),
             renew_before_days: renew_before.whole_days(),
         });
     }
@@ -232,6 +232,17 @@ pub(crate) fn evaluate(
     match key_problem {
         Some(detail) => Err(ReissueReason::KeyUnusable { detail }),
         None => Ok(()),
+    }
+}
+
+/// Does a public key of this algorithm and size have the configured one?
+fn key_matches(wanted: KeyAlgorithm, algorithm: PublicKeyAlgorithm, bits: u32) -> bool {
+    match wanted {
+        KeyAlgorithm::EcdsaP256 => algorithm == PublicKeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384 => algorithm == PublicKeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Rsa2048 => algorithm == PublicKeyAlgorithm::Rsa && bits == 2048,
+        KeyAlgorithm::Rsa3072 => algorithm == PublicKeyAlgorithm::Rsa && bits == 3072,
+        KeyAlgorithm::Rsa4096 => algorithm == PublicKeyAlgorithm::Rsa && bits == 4096,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, RsaKeySize};
 use x509_parser::certificate::X509Certificate;
 
-use super::PkiError;
+use super::error::PkiError;
 use super::spec::KeyAlgorithm;
 
 /// Generate one key.

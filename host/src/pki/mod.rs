@@ -22,27 +22,28 @@
 //! etcd client configuration.
 
 mod decision;
-pub mod expiration;
+mod error;
+mod expiration;
 mod inspect;
 mod issue;
 mod keys;
 mod kubeconfig;
+mod read;
 mod set;
 mod spec;
 
 use std::collections::{BTreeMap, btree_map};
-use std::io;
 use std::path::{Path, PathBuf};
 
 use rcgen::{KeyPair, PublicKeyData};
 use time::OffsetDateTime;
 
-use crate::error_class::ErrorClass;
 use crate::journal::{Entry, Verdict};
 use crate::phase::{Phase, Summary};
-use crate::stage::{Stage, StageError};
+use crate::stage::Stage;
 
 pub use decision::{Decision, DecisionKind, KubeconfigReason, ReissueReason};
+pub use error::PkiError;
 pub use expiration::{ExpirationReport, ExpirationRow, RowStatus, check_expiration};
 pub use inspect::{CertificateFacts, PublicKeyAlgorithm, inspect};
 pub use spec::{
@@ -50,6 +51,7 @@ pub use spec::{
 };
 
 use issue::LoadedCa;
+use read::{read_optional, read_required, rfc3339};
 use set::{CaId, LeafSpec};
 
 /// Who the journal says made the PKI's decisions.
@@ -59,98 +61,6 @@ const JOURNAL_NAME: &str = "builtin:pki";
 pub const KEY_MODE: u32 = 0o600;
 pub const CERT_MODE: u32 = 0o644;
 pub const KUBECONFIG_MODE: u32 = 0o600;
-
-/// Errors of the PKI phase. Each names the file involved and what to do; none
-/// ever quotes private key material.
-#[derive(Debug, thiserror::Error)]
-pub enum PkiError {
-    #[error("pki: cannot read {path}; check the data dir's ownership and permissions")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "pki: CA certificate {cert} exists but its key {key} is missing; restore the key (a CA is never regenerated), or remove both to create a new CA"
-    )]
-    CaKeyMissing { cert: PathBuf, key: PathBuf },
-    #[error(
-        "pki: CA key {key} exists but its certificate {cert} is missing; restore the certificate, or remove both to create a new CA"
-    )]
-    CaCertMissing { cert: PathBuf, key: PathBuf },
-    #[error(
-        "pki: CA key {key} does not match certificate {cert}; restore the matching pair (a CA is never regenerated)"
-    )]
-    CaKeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error(
-        "pki: {path} is not a CA certificate (basicConstraints CA:TRUE missing); provide a CA certificate"
-    )]
-    NotACa { path: PathBuf },
-    #[error("pki: certificate {path} is invalid: {detail}; fix or remove it")]
-    InvalidCertificate { path: PathBuf, detail: String },
-    #[error(
-        "pki: private key {path} cannot be used: {detail}; fix it or remove it with its certificate"
-    )]
-    InvalidKey { path: PathBuf, detail: String },
-    #[error("pki: cannot generate the {algorithm} key for {name}")]
-    KeyGeneration {
-        name: String,
-        algorithm: KeyAlgorithm,
-        #[source]
-        source: rcgen::Error,
-    },
-    #[error("pki: cannot sign the certificate {name}")]
-    Sign {
-        name: String,
-        #[source]
-        source: rcgen::Error,
-    },
-    #[error("pki: cannot sign with the CA {ca}")]
-    CaUnusable {
-        ca: String,
-        #[source]
-        source: rcgen::Error,
-    },
-    #[error("pki: invalid SAN {value:?}: {detail}; fix the extra SANs in the config")]
-    InvalidSan { value: String, detail: String },
-    #[error("pki: invalid PKI settings: {detail}; fix the config")]
-    InvalidSpec { detail: String },
-    #[error("pki: cannot render kubeconfig {path}")]
-    Kubeconfig {
-        path: PathBuf,
-        #[source]
-        source: serde_yaml::Error,
-    },
-    /// A bug: the phase asked itself for something it did not prepare.
-    #[error("pki: internal error: {0}")]
-    Bug(String),
-    #[error(transparent)]
-    Stage(#[from] StageError),
-}
-
-impl PkiError {
-    /// A PKI the user handed over in a state Plinth will not touch is bad
-    /// input; failing to read, generate or sign is not.
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            Self::CaKeyMissing { .. }
-            | Self::CaCertMissing { .. }
-            | Self::CaKeyMismatch { .. }
-            | Self::NotACa { .. }
-            | Self::InvalidCertificate { .. }
-            | Self::InvalidKey { .. }
-            | Self::InvalidSan { .. }
-            | Self::InvalidSpec { .. } => ErrorClass::Invalid,
-            Self::Stage(error) => error.class(),
-            Self::Read { .. }
-            | Self::KeyGeneration { .. }
-            | Self::Sign { .. }
-            | Self::CaUnusable { .. }
-            | Self::Kubeconfig { .. }
-            | Self::Bug(_) => ErrorClass::Internal,
-        }
-    }
-}
 
 /// The cluster CA's certificate, relative to the data dir: what a join
 /// token pins.
@@ -650,27 +560,4 @@ fn stage_sa(
         path: key_rel,
         kind,
     })
-}
-
-/// Read a file; `None` if it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn read_required(data_dir: &Path, rel: &Path) -> Result<Vec<u8>, PkiError> {
-    let path = data_dir.join(rel);
-    std::fs::read(&path).map_err(|source| PkiError::Read { path, source })
-}
-
-/// RFC 3339 text of a time, for messages and reports.
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

@@ -7,8 +7,6 @@ use std::str::FromStr;
 use serde::Serialize;
 use time::Duration;
 
-use super::inspect::PublicKeyAlgorithm;
-
 /// Algorithm (and size) of every key the PKI phase generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(into = "String")]
@@ -44,17 +42,6 @@ impl KeyAlgorithm {
             self,
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
         )
-    }
-
-    /// Does a public key of this algorithm and size match `self`?
-    pub fn matches(self, algorithm: PublicKeyAlgorithm, bits: u32) -> bool {
-        match self {
-            KeyAlgorithm::EcdsaP256 => algorithm == PublicKeyAlgorithm::EcdsaP256,
-            KeyAlgorithm::EcdsaP384 => algorithm == PublicKeyAlgorithm::EcdsaP384,
-            KeyAlgorithm::Rsa2048 => algorithm == PublicKeyAlgorithm::Rsa && bits == 2048,
-            KeyAlgorithm::Rsa3072 => algorithm == PublicKeyAlgorithm::Rsa && bits == 3072,
-            KeyAlgorithm::Rsa4096 => algorithm == PublicKeyAlgorithm::Rsa && bits == 4096,
-        }
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
@@ -97,14 +98,21 @@ impl Drop for Runtime {
 }
 
 impl Ticker {
+    /// Tick on a schedule of the wall clock, not a sleep per tick: on a
+    /// loaded machine every sleep overshoots, and 200 overshoots made a 2 s
+    /// deadline 3 s. A tick that comes late is followed at once by the next.
     fn start(engine: Engine) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("plinth-epoch".into())
             .spawn(move || {
+                let mut due = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    due += EPOCH_TICK;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
                     engine.increment_epoch();
                 }
             })

@@ -141,12 +141,14 @@ pub fn call<R>(
     };
     let mut store = Store::new(pre.engine(), sandbox);
     store.limiter(|sandbox| &mut sandbox.cap);
+    // One tick more than the timeout holds: the next tick may come at once,
+    // and a plugin gets at least its whole timeout.
     let ticks = target
         .limits
         .timeout
         .as_millis()
         .div_ceil(EPOCH_TICK.as_millis())
-        .max(1);
+        + 1;
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
 
