@@ -26,7 +26,7 @@ use crate::images::{self, Catalog, Selection};
 use crate::join::{self, JoinToken};
 use crate::journal::{Entry, Journal};
 use crate::node::NodeFacts;
-use crate::phase::{Phase, PhaseTiming, Summary};
+use crate::phase::{Phase, PhaseTiming, Summarize};
 use crate::pki::{self, Decision};
 use crate::plugin::PluginSet;
 use crate::plugin::contract::{Image, Proposal};
@@ -274,7 +274,7 @@ struct Phases(Vec<PhaseTiming>);
 
 impl Phases {
     /// Run one phase, logging its start, how long it took and what it did.
-    fn run<T: Summary, E: Into<Error>>(
+    fn run<T: Summarize, E: Into<Error>>(
         &mut self,
         phase: Phase,
         body: impl FnOnce() -> Result<T, E>,

@@ -51,14 +51,14 @@ impl Error {
 
     /// The error and its causes on one line, as the journal records why a
     /// run stopped.
-    pub fn one_line(&self) -> String {
+    pub(crate) fn one_line(&self) -> String {
         one_line(self)
     }
 }
 
 /// `error` and its causes, `: `-separated, whitespace runs (the newlines of
 /// a parser's message) folded to one space: what `plinth: error:` prints.
-pub fn one_line(error: &dyn std::error::Error) -> String {
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();
     while let Some(error) = cause {

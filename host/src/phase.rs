@@ -62,7 +62,7 @@ impl fmt::Display for Phase {
 /// What a phase's result says about it in one line, for the log and the
 /// operator's summary. Implemented by each phase's result, in the module
 /// that owns the phase.
-pub trait Summary {
+pub trait Summarize {
     fn summary(&self) -> String;
 }
 

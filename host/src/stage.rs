@@ -39,7 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::data_dir::{DataDir, DataDirView};
 use crate::error_class::ErrorClass;
 use crate::journal::{Entry, Verdict};
-use crate::phase::{Phase, Summary};
+use crate::phase::{Phase, Summarize};
 
 /// Who the journal says published the files.
 const JOURNAL_NAME: &str = "builtin:stage";
@@ -114,13 +114,13 @@ pub struct Published {
 
 impl Published {
     /// The journal line of the commit.
-    pub fn journal_entry(&self) -> Entry {
+    pub(crate) fn journal_entry(&self) -> Entry {
         Entry::new(Phase::Commit, JOURNAL_NAME, Verdict::Event)
             .detail(serde_json::json!({ "files": self.files }))
     }
 }
 
-impl Summary for Published {
+impl Summarize for Published {
     fn summary(&self) -> String {
         format!("{} file(s) published", self.files)
     }
@@ -203,13 +203,12 @@ impl<'a> Stage<'a> {
 
     /// Stage `bytes` for `rel` unless the data dir already holds exactly
     /// them, so a re-run changes no byte and no modification time.
-    pub fn write_if_changed(
+    pub(crate) fn write_if_changed(
         &mut self,
-        rel: impl AsRef<Path>,
+        rel: &str,
         bytes: &[u8],
         mode: u32,
     ) -> Result<(), StageError> {
-        let rel = rel.as_ref();
         let current = fs::read(self.data_dir.path(rel)).ok();
         if current.as_deref() == Some(bytes) {
             return Ok(());
@@ -235,7 +234,7 @@ impl<'a> Stage<'a> {
 
     /// Throw the staged files away after a failure. Failing to is only
     /// logged: the next [`Stage::open`] removes an uncommitted stage anyway.
-    pub fn abandon(self) {
+    pub(crate) fn abandon(self) {
         if let Err(error) = self.discard() {
             tracing::error!("could not remove the stage after a failure: {error}");
         }

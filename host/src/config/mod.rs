@@ -24,12 +24,12 @@ pub use schema::{ClusterConfig, ImageOverride, NetworkProvider, PullPolicy, Stor
 use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
-use crate::phase::Summary;
+use crate::phase::Summarize;
 use crate::pki::{EtcdMode, KeyAlgorithm, PkiSpec, Validity, ValidityError};
 use crate::stage::{Stage, StageError};
 
 /// The embedded default document, also what `cargo xtask demo` runs on.
-pub const DEFAULT_YAML: &str = include_str!("default.yaml");
+pub(crate) const DEFAULT_YAML: &str = include_str!("default.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -76,7 +76,7 @@ pub struct Config {
 
 /// The configuration in force, with no optional fields left.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Effective {
+pub(crate) struct Effective {
     pub name: String,
     pub api: Api,
     pub network: Network,
@@ -86,7 +86,7 @@ pub struct Effective {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Api {
+pub(crate) struct Api {
     pub address: IpAddr,
     pub port: u16,
     pub sans: Vec<String>,
@@ -102,7 +102,7 @@ pub struct Network {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Storage {
+pub(crate) enum Storage {
     /// etcd run by Plinth; peers reach it at `peer_address`.
     Embedded {
         peer_address: IpAddr,
@@ -119,7 +119,7 @@ pub struct Pki {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Images {
+pub(crate) struct Images {
     pub repository: Option<String>,
     pub default_pull_policy: PullPolicy,
     /// Explicit per-component overrides, by component name.
@@ -166,7 +166,7 @@ impl Config {
 
     /// Apply a plugin's JSON merge patch to what the user set, and validate
     /// the result again as if the user had written it.
-    pub fn patched(
+    pub(crate) fn patched(
         &self,
         patch: &Value,
         plugin: &str,
@@ -191,7 +191,7 @@ impl Config {
 
     /// The effective document as JSON, for pre-init plugins: the user's
     /// fields over the embedded default, with node-derived values filled in.
-    pub fn effective_json(&self) -> String {
+    pub(crate) fn effective_json(&self) -> String {
         let mut document =
             to_json(&effective_document(&self.user, &self.origin).unwrap_or_default());
         let filled = serde_json::json!({
@@ -209,7 +209,7 @@ impl Config {
 
     /// Stage the persisted document (0600: it may name internal
     /// addresses), unless the data dir holds it already.
-    pub fn stage_persisted(&self, stage: &mut Stage<'_>) -> Result<(), StageError> {
+    pub(crate) fn stage_persisted(&self, stage: &mut Stage<'_>) -> Result<(), StageError> {
         stage.write_if_changed(
             DataDirView::PERSISTED_CONFIG,
             self.persisted_yaml().as_bytes(),
@@ -218,7 +218,7 @@ impl Config {
     }
 
     /// The document Plinth persists: only what was set.
-    pub fn persisted_yaml(&self) -> String {
+    pub(crate) fn persisted_yaml(&self) -> String {
         let mut user = self.user.clone();
         user.api_version
             .get_or_insert_with(|| schema::API_VERSION.to_owned());
@@ -235,7 +235,7 @@ impl Config {
     }
 
     /// Every field in force.
-    pub fn effective(&self) -> &Effective {
+    pub(crate) fn effective(&self) -> &Effective {
         &self.effective
     }
 
@@ -260,7 +260,7 @@ impl Config {
     }
 }
 
-impl Summary for Config {
+impl Summarize for Config {
     fn summary(&self) -> String {
         format!("{} ({})", self.effective.name, self.origin)
     }

@@ -109,7 +109,7 @@ impl<T> Answer<T> {
     }
 
     /// Keep `current`, and deny with `reason` (a refusal of a mutating hook).
-    pub fn refuse(current: T, hook: Hook, reason: String) -> Self {
+    pub(crate) fn refuse(current: T, hook: Hook, reason: String) -> Self {
         let finding = Finding {
             severity: Severity::Deny,
             subject: hook.as_str().to_owned(),

@@ -12,18 +12,18 @@ use super::chain::{Answer, HookError, Outcome, Participant, check_text, run_chai
 use crate::config::Config;
 use crate::images::{self, Catalog, Selection, reference};
 use crate::journal::Journal;
-use crate::phase::Summary;
+use crate::phase::Summarize;
 use crate::plugin::contract::{Hook, Image};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
 /// The built-in that opens the chain: the catalog's images.
-pub const BUILTIN: &str = "builtin:catalog";
+pub(crate) const BUILTIN: &str = "builtin:catalog";
 
 /// Most images a participant may return.
-pub const MAX_IMAGES: usize = 10_000;
+pub(crate) const MAX_IMAGES: usize = 10_000;
 
 /// Longest component name: a DNS label, as the catalog's names are.
-pub const MAX_COMPONENT_BYTES: usize = 63;
+pub(crate) const MAX_COMPONENT_BYTES: usize = 63;
 
 /// A participant of image-resolve.
 pub trait ImageResolver: Participant {
@@ -73,7 +73,7 @@ impl ImageResolver for CatalogDefaults<'_> {
     }
 }
 
-impl Summary for Outcome<Vec<Image>> {
+impl Summarize for Outcome<Vec<Image>> {
     fn summary(&self) -> String {
         format!("{} image(s) resolved", self.value.len())
     }

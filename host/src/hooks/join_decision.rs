@@ -9,15 +9,15 @@
 
 use super::chain::{Answer, HookError, Participant, check_text, run_chain};
 use crate::journal::Journal;
-use crate::phase::Summary;
+use crate::phase::Summarize;
 use crate::plugin::contract::{Hook, JoinAction, JoinFacts, Proposal, StorageKind};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
 /// The built-in that opens the chain: the decision from storage state.
-pub const BUILTIN: &str = "builtin:storage-state";
+pub(crate) const BUILTIN: &str = "builtin:storage-state";
 
 /// A participant of join-decision.
-pub trait JoinDecider: Participant {
+pub(crate) trait JoinDecider: Participant {
     /// The next proposal, or `Err(reason)` to refuse every outcome.
     fn decide(
         &self,
@@ -37,7 +37,7 @@ impl JoinDecider for Plugin {
 }
 
 /// The built-in decision from storage state.
-pub struct StorageState;
+pub(crate) struct StorageState;
 
 impl Participant for StorageState {
     fn name(&self) -> &str {
@@ -76,7 +76,7 @@ impl JoinDecider for StorageState {
     }
 }
 
-impl Summary for Proposal {
+impl Summarize for Proposal {
     fn summary(&self) -> String {
         format!("{}: {}", self.action.as_str(), self.reason)
     }

@@ -26,7 +26,7 @@ pub use chain::{
 use crate::plugin::contract::Hook;
 
 /// The built-in that opens `hook`'s chain; readiness has none in init-only.
-pub fn builtin_of(hook: Hook) -> Option<&'static str> {
+pub(crate) fn builtin_of(hook: Hook) -> Option<&'static str> {
     match hook {
         Hook::PreInit => Some(pre_init::BUILTIN),
         Hook::JoinDecision => Some(join_decision::BUILTIN),

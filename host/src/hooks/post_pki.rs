@@ -6,16 +6,16 @@ use super::chain::{Answer, Attributed, HookError, Participant, run_chain};
 use time::OffsetDateTime;
 
 use crate::journal::{self, Journal};
-use crate::phase::Summary;
+use crate::phase::Summarize;
 use crate::pki::{CertificateFacts, PublicKeyAlgorithm};
 use crate::plugin::contract::{Certificate, Finding, Hook, KeyAlgorithm, Severity};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
 /// The built-in auditor, first of the chain: every certificate in validity.
-pub const BUILTIN: &str = "builtin:validity";
+pub(crate) const BUILTIN: &str = "builtin:validity";
 
 /// A participant of post-pki.
-pub trait CertAuditor: Participant {
+pub(crate) trait CertAuditor: Participant {
     fn audit(&self, certificates: &[Certificate]) -> Result<Vec<Finding>, CallFailure>;
 }
 
@@ -26,7 +26,7 @@ impl CertAuditor for Plugin {
 }
 
 /// The built-in: no certificate of the set may be outside its validity.
-pub struct ValidityCheck {
+pub(crate) struct ValidityCheck {
     /// Unix seconds.
     pub now: i64,
 }
@@ -91,7 +91,7 @@ pub struct Audit {
     pub notes: Vec<Attributed>,
 }
 
-impl Summary for Audit {
+impl Summarize for Audit {
     fn summary(&self) -> String {
         format!("{} certificate(s) audited", self.certificates)
     }

@@ -10,18 +10,18 @@ use crate::config::Config;
 use crate::data_dir::DataDirView;
 use crate::journal::Journal;
 use crate::node::NodeFacts;
-use crate::phase::Summary;
+use crate::phase::Summarize;
 use crate::plugin::contract::{self, Finding, Hook, PreInitAnswer, Severity};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
 /// The built-in that opens the chain: a check of the node's addresses.
-pub const BUILTIN: &str = "builtin:node-addresses";
+pub(crate) const BUILTIN: &str = "builtin:node-addresses";
 
 /// Largest patch accepted from a plugin.
-pub const MAX_PATCH_BYTES: usize = 1 << 20;
+pub(crate) const MAX_PATCH_BYTES: usize = 1 << 20;
 
 /// A participant of pre-init.
-pub trait ConfigValidator: Participant {
+pub(crate) trait ConfigValidator: Participant {
     fn check(
         &self,
         config_json: &str,
@@ -40,7 +40,7 @@ impl ConfigValidator for Plugin {
 }
 
 /// The built-in: warns about addresses that will not reach this node.
-pub struct NodeAddressCheck;
+pub(crate) struct NodeAddressCheck;
 
 impl Participant for NodeAddressCheck {
     fn name(&self) -> &str {
@@ -122,7 +122,7 @@ fn wire_facts(node: &NodeFacts, data_dir: Option<&DataDirView>) -> contract::Nod
     }
 }
 
-impl Summary for Outcome<Config> {
+impl Summarize for Outcome<Config> {
     fn summary(&self) -> String {
         "configuration accepted".to_owned()
     }

@@ -149,12 +149,12 @@ pub fn reference_of(image: &Image) -> String {
 const LOCK_JOURNAL_NAME: &str = "builtin:lock";
 
 /// Stage the lock file of `images`, unless the data dir holds it already.
-pub fn stage_lock(stage: &mut Stage<'_>, images: &[Image]) -> Result<(), StageError> {
+pub(crate) fn stage_lock(stage: &mut Stage<'_>, images: &[Image]) -> Result<(), StageError> {
     stage.write_if_changed(DataDirView::IMAGES_LOCK, &lock_file(images), 0o644)
 }
 
 /// The journal line listing every resolved reference.
-pub fn lock_entry(images: &[Image]) -> Entry {
+pub(crate) fn lock_entry(images: &[Image]) -> Entry {
     let references: Vec<String> = images.iter().map(reference_of).collect();
     Entry::new(Phase::ImageResolve, LOCK_JOURNAL_NAME, Verdict::Event)
         .detail(serde_json::json!({ "images": references }))
@@ -162,7 +162,7 @@ pub fn lock_entry(images: &[Image]) -> Entry {
 
 /// The lock file: one JSON document, images sorted by component, so the
 /// same resolution always writes the same bytes.
-pub fn lock_file(images: &[Image]) -> Vec<u8> {
+pub(crate) fn lock_file(images: &[Image]) -> Vec<u8> {
     let mut sorted: Vec<&Image> = images.iter().collect();
     sorted.sort_by(|a, b| a.component.cmp(&b.component));
     let entries: Vec<serde_json::Value> = sorted

@@ -64,7 +64,7 @@ pub fn facts(
 /// Whether this machine can go ahead with the decision: a join needs the
 /// cluster CA the token pins already in `pki/` (copied by hand, as this
 /// build has no join API client).
-pub fn check_prerequisites(
+pub(crate) fn check_prerequisites(
     decision: &Proposal,
     token: Option<&JoinToken>,
     data_dir: &DataDirView,

@@ -86,16 +86,11 @@ impl JoinToken {
             secret: secret.to_owned(),
         })
     }
-
-    /// The shared secret, for the join API client only.
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
 }
 
 /// sha256 of the DER of the PEM certificate at `path`: what a token pins.
 /// `None` when there is no readable certificate there.
-pub fn certificate_sha256(path: &Path) -> Option<Sha256> {
+pub(crate) fn certificate_sha256(path: &Path) -> Option<Sha256> {
     let pem = std::fs::read(path).ok()?;
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
     Some(Sha256::of(&pem.contents))

@@ -25,7 +25,7 @@ mod digest;
 pub use digest::digest;
 
 /// Who wrote an entry about the bootstrap as a whole.
-pub const HOST: &str = "plinth";
+pub(crate) const HOST: &str = "plinth";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -197,7 +197,10 @@ impl Journal {
             .map_err(|source| journal.io(source))
     }
 
-    pub fn record_all(&self, entries: impl IntoIterator<Item = Entry>) -> Result<(), JournalError> {
+    pub(crate) fn record_all(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), JournalError> {
         entries.into_iter().try_for_each(|entry| self.record(entry))
     }
 

@@ -39,7 +39,7 @@ use rcgen::{KeyPair, PublicKeyData};
 use time::OffsetDateTime;
 
 use crate::journal::{Entry, Verdict};
-use crate::phase::{Phase, Summary};
+use crate::phase::{Phase, Summarize};
 use crate::stage::Stage;
 
 pub use decision::{Decision, DecisionKind, KubeconfigReason, ReissueReason};
@@ -58,13 +58,13 @@ use set::{CaId, LeafSpec};
 const JOURNAL_NAME: &str = "builtin:pki";
 
 /// File modes of the PKI.
-pub const KEY_MODE: u32 = 0o600;
-pub const CERT_MODE: u32 = 0o644;
-pub const KUBECONFIG_MODE: u32 = 0o600;
+pub(crate) const KEY_MODE: u32 = 0o600;
+pub(crate) const CERT_MODE: u32 = 0o644;
+pub(crate) const KUBECONFIG_MODE: u32 = 0o600;
 
 /// The cluster CA's certificate, relative to the data dir: what a join
 /// token pins.
-pub fn cluster_ca_cert() -> PathBuf {
+pub(crate) fn cluster_ca_cert() -> PathBuf {
     set::cert_path(CaId::Kubernetes.name())
 }
 
@@ -82,7 +82,7 @@ pub struct PkiOutcome {
 
 impl PkiOutcome {
     /// One journal line per decision.
-    pub fn journal_entries(&self) -> impl Iterator<Item = Entry> + '_ {
+    pub(crate) fn journal_entries(&self) -> impl Iterator<Item = Entry> + '_ {
         self.decisions.iter().map(|decision| {
             let detail = serde_json::json!({"name": decision.name, "path": decision.path, "kind": decision.kind});
             Entry::new(Phase::Pki, JOURNAL_NAME, Verdict::Event).detail(detail)
@@ -90,7 +90,7 @@ impl PkiOutcome {
     }
 }
 
-impl Summary for PkiOutcome {
+impl Summarize for PkiOutcome {
     fn summary(&self) -> String {
         let changed = self.decisions.iter().filter(|d| d.changed()).count();
         format!(

@@ -19,7 +19,7 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
-    pub const ALL: [KeyAlgorithm; 5] = [
+    pub(crate) const ALL: [KeyAlgorithm; 5] = [
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::EcdsaP384,
         KeyAlgorithm::Rsa2048,
@@ -37,7 +37,7 @@ impl KeyAlgorithm {
         }
     }
 
-    pub fn is_rsa(self) -> bool {
+    pub(crate) fn is_rsa(self) -> bool {
         matches!(
             self,
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
@@ -146,7 +146,7 @@ impl Validity {
     }
 
     /// A leaf expiring within this window is reissued.
-    pub fn renew_before(&self) -> Duration {
+    pub(crate) fn renew_before(&self) -> Duration {
         self.renew_before
     }
 }
@@ -174,7 +174,7 @@ pub struct PkiSpec {
 
 impl PkiSpec {
     /// `https://<api address>:<port>`, IPv6 in brackets.
-    pub fn api_url(&self) -> String {
+    pub(crate) fn api_url(&self) -> String {
         format!(
             "https://{}",
             std::net::SocketAddr::new(self.api_address, self.api_port)

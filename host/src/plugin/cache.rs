@@ -73,7 +73,7 @@ impl Cache {
     }
 
     /// Where the entry for a wasm with this sha256 lives, if caching is on.
-    pub fn entry_path(&self, wasm_sha256: &Sha256) -> Option<PathBuf> {
+    pub(crate) fn entry_path(&self, wasm_sha256: &Sha256) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!("{wasm_sha256}-{}.cwasm", self.engine_key)))
     }

@@ -22,7 +22,7 @@ pub use super::bindings::plinth::bootstrap::types::{Finding, Metadata, Severity}
 use crate::phase::Phase;
 
 /// The version of `package plinth:bootstrap` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub(crate) const CONTRACT_VERSION: &str = "0.1.0";
 
 /// The hooks of the contract, in bootstrap order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -36,7 +36,7 @@ pub enum Hook {
 }
 
 impl Hook {
-    pub const ALL: [Hook; 5] = [
+    pub(crate) const ALL: [Hook; 5] = [
         Hook::PreInit,
         Hook::JoinDecision,
         Hook::PostPki,

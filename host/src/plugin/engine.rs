@@ -15,7 +15,7 @@ use super::sandbox::{EPOCH_TICK, Sandbox};
 
 /// The largest memory cap a manifest may ask for; the instance pool reserves
 /// address space (not memory) for it.
-pub const MAX_MEMORY_MIB: u64 = 1024;
+pub(crate) const MAX_MEMORY_MIB: u64 = 1024;
 
 /// Bytes of a memory slot reset in place rather than decommitted, when only
 /// dirtied pages are reset: covers a Rust guest's 1 MiB stack, data and heap.
@@ -83,7 +83,7 @@ impl Runtime {
         &self.engine
     }
 
-    pub fn linker(&self) -> &Linker<Sandbox> {
+    pub(crate) fn linker(&self) -> &Linker<Sandbox> {
         &self.linker
     }
 }

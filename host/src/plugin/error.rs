@@ -9,7 +9,7 @@ use crate::sha256::Sha256;
 
 /// The engine's own error, kept as the cause (wasmtime's error type is not
 /// a `std::error::Error` itself, its boxed form is).
-pub type EngineCause = Box<dyn std::error::Error + Send + Sync>;
+pub(crate) type EngineCause = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {

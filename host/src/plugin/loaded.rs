@@ -119,7 +119,7 @@ impl Plugin {
         self.sha256
     }
 
-    pub fn size(&self) -> u64 {
+    pub(crate) fn size(&self) -> u64 {
         self.size
     }
 
@@ -129,7 +129,7 @@ impl Plugin {
     }
 
     /// Hooks the component exports.
-    pub fn exported(&self) -> &BTreeSet<Hook> {
+    pub(crate) fn exported(&self) -> &BTreeSet<Hook> {
         &self.exported
     }
 
@@ -139,7 +139,7 @@ impl Plugin {
     }
 
     /// How the component came to be ready, and how long it took.
-    pub fn load_kind(&self) -> LoadKind {
+    pub(crate) fn load_kind(&self) -> LoadKind {
         self.load
     }
 
@@ -148,11 +148,11 @@ impl Plugin {
         self.manifest.order
     }
 
-    pub fn failure_policy(&self) -> FailurePolicy {
+    pub(crate) fn failure_policy(&self) -> FailurePolicy {
         self.manifest.failure_policy.unwrap_or_default()
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         self.linked.target.limits
     }
 
@@ -162,7 +162,7 @@ impl Plugin {
     }
 
     /// The journal line saying how this plugin was loaded.
-    pub fn load_entry(&self) -> Entry {
+    pub(crate) fn load_entry(&self) -> Entry {
         let mut entry = Entry::new(Phase::Plugins, self.name.as_str(), Verdict::Event)
             .took(self.load.elapsed());
         entry.sha256 = Some(self.sha256);

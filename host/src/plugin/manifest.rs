@@ -74,7 +74,7 @@ impl Manifest {
         Ok(())
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         let defaults = Limits::default();
         Limits {
             timeout: self

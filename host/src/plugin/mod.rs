@@ -32,7 +32,7 @@ use contract::Hook;
 
 use crate::data_dir::DataDir;
 use crate::journal::Entry;
-use crate::phase::Summary;
+use crate::phase::Summarize;
 
 /// Every plugin of a directory, in chain order.
 pub struct PluginSet {
@@ -72,7 +72,7 @@ impl PluginSet {
     }
 
     /// One journal line per plugin, saying how it was loaded.
-    pub fn load_entries(&self) -> impl Iterator<Item = Entry> + '_ {
+    pub(crate) fn load_entries(&self) -> impl Iterator<Item = Entry> + '_ {
         self.plugins.iter().map(Plugin::load_entry)
     }
 
@@ -92,7 +92,7 @@ impl PluginSet {
     }
 }
 
-impl Summary for PluginSet {
+impl Summarize for PluginSet {
     fn summary(&self) -> String {
         let cached = self
             .plugins
@@ -142,4 +142,18 @@ pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     }
     paths.sort();
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    fn shared_with_threads<T: Send + Sync>() {}
+
+    /// Run mode calls plugins from tasks (readiness on a timer): a loaded
+    /// plugin set must be shareable, which this fails to compile if not.
+    #[test]
+    fn plugins_can_be_shared_between_threads() {
+        shared_with_threads::<super::Plugin>();
+        shared_with_threads::<super::PluginSet>();
+        shared_with_threads::<crate::data_dir::DataDir>();
+    }
 }

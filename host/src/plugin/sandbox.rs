@@ -15,7 +15,7 @@ use super::contract::Hook;
 
 /// How often the engine's epoch advances (`engine.rs` ticks it); deadlines
 /// are counted in ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Bytes of stdout or stderr kept from one call; the rest is dropped.
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
@@ -59,7 +59,7 @@ pub enum CallFailure {
 }
 
 /// The data of one call's Store.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
     cap: MemoryCap,
@@ -101,7 +101,7 @@ impl ResourceLimiter for MemoryCap {
 
 /// Who is being called, for the Store and the log.
 #[derive(Clone, Debug)]
-pub struct CallTarget {
+pub(crate) struct CallTarget {
     pub plugin: Arc<str>,
     pub settings: Arc<BTreeMap<String, String>>,
     pub limits: Limits,
