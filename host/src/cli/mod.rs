@@ -9,9 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// policy plugins.
 ///
 /// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings; 3 a plugin denied; 4 a plugin failed (trap,
-/// timeout, bad answer) under fail-closed; 5 a required component or peer is
-/// unreachable.
+/// plugin file or settings, or a data dir another Plinth holds; 3 a plugin
+/// denied; 4 a plugin failed (trap, timeout, bad answer) under fail-closed; 5
+/// a required component or peer is unreachable.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {
