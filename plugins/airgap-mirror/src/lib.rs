@@ -1,15 +1,18 @@
 //! `airgap-mirror`: a Plinth image-resolve plugin that rewrites every image
 //! to a mirror registry and pins digests, for air-gapped sites.
 //!
-//! Read it in this order: this file binds the plugin to the WIT contract,
-//! [`settings`] checks what the manifest says, [`reference`] reads image
-//! names the way Docker does, and [`rewrite`] applies the rules of README.md.
-//! Everything below this file is plain Rust over the contract's types, so
-//! `cargo test -p airgap-mirror` runs it natively.
+//! Read it in this order: this file binds the plugin to the WIT contract;
+//! [`settings`] and [`pins`] check what the manifest says;
+//! [`reference`](mod@reference) reads image names the way Docker does;
+//! [`rewrite`] applies the rules of README.md. Only this file calls the
+//! host, so `cargo test -p airgap-mirror` runs the rest natively.
 
+pub mod pins;
 pub mod reference;
 pub mod rewrite;
 pub mod settings;
+#[cfg(test)]
+mod tests;
 
 wit_bindgen::generate!({ world: "image-resolver", path: "../../wit" });
 
