@@ -1,8 +1,8 @@
 //! The `digests` setting: each entry pins an image, named by component or
 //! by reference, to the digest a site approved.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
+use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
 use crate::exports::plinth::bootstrap::image_resolve::Image;
 use crate::reference::normalise;
@@ -17,7 +17,9 @@ pub struct Pin {
 }
 
 /// The pins, indexed so that an image costs one lookup however many pins a
-/// site writes.
+/// site writes. B-tree maps rather than hash maps: each call runs in a fresh
+/// instance, where a hash map would first ask the host for a random seed
+/// (`wasi:random/insecure-seed`), an import nothing else here needs.
 #[derive(Debug, Default)]
 pub struct Pins {
     /// In the order of the setting, which is the order unused ones are
@@ -25,8 +27,8 @@ pub struct Pins {
     pins: Vec<Pin>,
     /// Positions in `pins` by [`normalise`]d reference, so that `nginx:1.25`
     /// and `docker.io/library/nginx:1.25` find the same pin.
-    by_reference: HashMap<String, usize>,
-    by_component: HashMap<String, usize>,
+    by_reference: BTreeMap<String, usize>,
+    by_component: BTreeMap<String, usize>,
 }
 
 impl Pins {
@@ -84,8 +86,15 @@ impl Pins {
     /// reference. A reference key names this very image, so it wins over a
     /// component key; component keys count only when `by_component` is true.
     pub fn find(&self, image: &Image, by_component: bool) -> Option<&Pin> {
-        let reference = normalise(&format!("{}:{}", image.repository, image.tag));
-        let index = match self.by_reference.get(&reference) {
+        // Normalising costs more than the rest of the rewrite, and most sites
+        // pin by component name or not at all.
+        let by_reference = if self.by_reference.is_empty() {
+            None
+        } else {
+            let reference = normalise(&format!("{}:{}", image.repository, image.tag));
+            self.by_reference.get(&reference)
+        };
+        let index = match by_reference {
             Some(index) => index,
             None if by_component => self.by_component.get(&image.component)?,
             None => return None,

@@ -5,7 +5,7 @@
 //! only a pin keyed by their reference: a pin keyed by component name was
 //! written for the catalog's image, whose digest is not the user's image's.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 
 use crate::exports::plinth::bootstrap::image_resolve::{Image, Origin};
 use crate::reference::Repository;
@@ -25,7 +25,7 @@ pub struct Resolution {
 
 /// Applies the rewrite and the pins to every image.
 pub fn resolve(settings: &Settings, mut images: Vec<Image>) -> Result<Resolution, String> {
-    let mut used = HashSet::new();
+    let mut used = BTreeSet::new();
     let mut rewritten = 0;
     for image in &mut images {
         let user_set = settings.only_defaults && image.origin == Origin::Explicit;
