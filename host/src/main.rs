@@ -13,8 +13,35 @@ use plinth::cli::{
     TokenCommand, TokenRole,
 };
 use plinth::controller::{self, InitOptions};
+use plinth::data_dir::DataDirView;
 use plinth::images::{self, Catalog, Selection};
+use plinth::node::NodeFacts;
 use plinth::run::cluster::{self, ClusterAccess};
+use plinth::run::tokens::Role;
+use plinth::{Error, ErrorClass};
+
+/// mimalloc instead of the system allocator: a plugin call moves every
+/// string of its input and answer through the host's heap (4000 of them for
+/// 1000 images), and glibc's malloc made that a third of the call's cost.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Exit codes (DESIGN.md, "Exit codes"; `--help` lists them).
+const DONE: u8 = 0;
+const INTERNAL: u8 = 1;
+
+/// The exit code of a failure of this class.
+fn exit_code(class: ErrorClass) -> u8 {
+    match class {
+        ErrorClass::Internal => INTERNAL,
+        ErrorClass::Invalid => 2,
+        ErrorClass::Denied => 3,
+        ErrorClass::PluginFailed => 4,
+        ErrorClass::Unreachable => 5,
+        // Shares usage's code until the exit codes are revised (issue 11).
+        ErrorClass::Busy => 2,
+    }
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -22,16 +49,16 @@ fn main() -> ExitCode {
     match run(cli.command) {
         Ok(code) => code.into(),
         Err(error) => {
-            let code = error
-                .downcast_ref::<plinth::Error>()
-                .map_or(plinth::ExitCode::Internal, |e| e.exit_code());
+            let class = error
+                .downcast_ref::<Error>()
+                .map_or(ErrorClass::Internal, Error::class);
             // One line, whatever the causes had in them: scripts grep it.
             let line = format!("{error:#}")
                 .split_whitespace()
                 .collect::<Vec<_>>()
                 .join(" ");
             eprintln!("plinth: error: {line}");
-            code.into()
+            exit_code(class).into()
         }
     }
 }
@@ -57,7 +84,7 @@ fn init_logging(cli: &Cli) {
         .init();
 }
 
-fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
+fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Controller(args) => controller_command(args),
         Command::Plugins(PluginsCommand::Inspect { file, output }) => {
@@ -67,15 +94,13 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
             print(&plinth::report::plan(&dir)?, output)
         }
         Command::Pki(PkiCommand::CheckExpiration { data_dir, output }) => {
+            // Reads only: it may run beside a controller holding the lock.
+            let data_dir = DataDirView::new(data_dir);
             let report = plinth::pki::check_expiration(&data_dir, OffsetDateTime::now_utc())
-                .map_err(plinth::Error::from)?;
+                .map_err(Error::from)?;
             print(&report, output)?;
             // kubeadm-style: a non-zero exit tells a cron job to act.
-            Ok(if report.any_expired() {
-                plinth::ExitCode::Internal
-            } else {
-                plinth::ExitCode::Done
-            })
+            Ok(if report.any_expired() { INTERNAL } else { DONE })
         }
         Command::Airgap(AirgapCommand::ListImages {
             all,
@@ -92,6 +117,7 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
                 &Catalog::builtin(),
                 config.as_deref(),
                 plugins.as_deref(),
+                &NodeFacts::discover(),
                 selection,
             )?;
             match output {
@@ -104,105 +130,78 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
         }
         Command::Token(command) => token_command(command),
         Command::Etcd(command) => etcd_command(command),
-        Command::Status { data_dir, output } => status_command(&data_dir.data_dir, output),
+        Command::Status { data_dir, output } => {
+            // A client beside the controller: no lock.
+            let report =
+                plinth::status::query(&DataDirView::new(data_dir.data_dir)).map_err(Error::from)?;
+            match output {
+                Output::Text => emit(&plinth::status::Text(&report).to_string())?,
+                Output::Json => emit(&serde_json::to_string_pretty(&report)?)?,
+            };
+            Ok(if report.ready {
+                DONE
+            } else {
+                exit_code(ErrorClass::Unreachable)
+            })
+        }
     }
 }
 
-fn status_command(data_dir: &std::path::Path, output: Output) -> anyhow::Result<plinth::ExitCode> {
-    let address = plinth::run::cluster::join_api_address(data_dir).map_err(plinth::Error::from)?;
-    let report =
-        plinth::status::query(&data_dir.join("pki"), address).map_err(plinth::Error::from)?;
-    match output {
-        Output::Text => emit(&plinth::status::Text(&report).to_string())?,
-        Output::Json => emit(&serde_json::to_string_pretty(&report)?)?,
-    };
-    Ok(if report.ready {
-        plinth::ExitCode::Done
-    } else {
-        plinth::ExitCode::Unreachable
-    })
+/// How the client commands reach the cluster of the controller on a data
+/// dir: through its persisted config, without its lock.
+fn access(data_dir: std::path::PathBuf) -> anyhow::Result<ClusterAccess> {
+    Ok(ClusterAccess::from_data_dir(&DataDirView::new(data_dir)).map_err(Error::from)?)
 }
 
-fn access(data_dir: &std::path::Path) -> anyhow::Result<ClusterAccess> {
-    Ok(ClusterAccess::from_data_dir(data_dir).map_err(plinth::Error::from)?)
-}
-
-fn token_command(command: TokenCommand) -> anyhow::Result<plinth::ExitCode> {
-    use plinth::run::tokens::Role;
+fn token_command(command: TokenCommand) -> anyhow::Result<u8> {
     match command {
         TokenCommand::Create {
             role,
             ttl,
             data_dir,
         } => {
-            let ttl = match ttl.as_str() {
-                "0" => None,
-                text => Some(
-                    text.parse::<plinth::config::GoDuration>()
-                        .map_err(|message| {
-                            plinth::Error::from(plinth::config::ConfigError::Invalid {
-                                origin: "the command line".to_owned(),
-                                key: "--ttl",
-                                message,
-                            })
-                        })?
-                        .as_time(),
-                ),
-            };
+            let ttl = cluster::parse_ttl(&ttl).map_err(Error::from)?;
             let role = match role {
                 TokenRole::Controller => Role::Controller,
             };
-            let (text, stored) = cluster::token_create(&access(&data_dir.data_dir)?, role, ttl)
-                .map_err(plinth::Error::from)?;
+            let (text, stored) = cluster::token_create(&access(data_dir.data_dir)?, role, ttl)
+                .map_err(Error::from)?;
             tracing::info!(id = %stored.id, role = role.as_str(), "token created");
             emit(&text)
         }
         TokenCommand::List { output, data_dir } => {
-            let tokens =
-                cluster::token_list(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let tokens = cluster::token_list(&access(data_dir.data_dir)?).map_err(Error::from)?;
             print(&plinth::report::Tokens(tokens), output)
         }
         TokenCommand::Revoke { id, data_dir } => {
-            let id: plinth::join::token::TokenId = id.parse().map_err(|message: String| {
-                plinth::Error::from(plinth::config::ConfigError::Invalid {
-                    origin: "the command line".to_owned(),
-                    key: "ID",
-                    message,
-                })
-            })?;
-            cluster::token_revoke(&access(&data_dir.data_dir)?, &id)
-                .map_err(plinth::Error::from)?;
+            let id = cluster::parse_token_id(&id).map_err(Error::from)?;
+            cluster::token_revoke(&access(data_dir.data_dir)?, &id).map_err(Error::from)?;
             emit(&format!("token {id} revoked"))
         }
     }
 }
 
-fn etcd_command(command: EtcdCommand) -> anyhow::Result<plinth::ExitCode> {
+fn etcd_command(command: EtcdCommand) -> anyhow::Result<u8> {
     match command {
         EtcdCommand::Members { output, data_dir } => {
-            let members =
-                cluster::members(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
+            let members = cluster::members(&access(data_dir.data_dir)?).map_err(Error::from)?;
             print(&plinth::report::Members(members), output)
         }
         EtcdCommand::Leave { data_dir } => {
-            let member =
-                cluster::leave(&access(&data_dir.data_dir)?).map_err(plinth::Error::from)?;
-            emit(&format!(
-                "member `{}` ({:016x}) removed from the cluster; stop this controller and remove its data dir",
-                plinth::run::printable(&member.name),
-                member.id
-            ))
+            let member = cluster::leave(&access(data_dir.data_dir)?).map_err(Error::from)?;
+            emit(&plinth::report::Left(&member).to_string())
         }
     }
 }
 
-fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> {
+fn controller_command(args: ControllerArgs) -> anyhow::Result<u8> {
     let options = InitOptions {
         data_dir: args.data_dir,
         plugins_dir: args.plugins,
         config_file: args.config,
         token_file: args.token_file,
         catalog: Catalog::builtin(),
+        node: NodeFacts::discover(),
         now: OffsetDateTime::now_utc(),
     };
     let bootstrap = controller::init(&options)
@@ -211,38 +210,18 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<plinth::ExitCode> 
     if args.init_only {
         return Ok(done);
     }
-    let token = options
-        .token_file
-        .as_deref()
-        .map(plinth::join::JoinToken::read)
-        .transpose()
-        .map_err(plinth::Error::from)?;
-    let plan = plinth::run::RunPlan::new(
-        &options.data_dir,
-        &bootstrap.config,
-        bootstrap.join.action,
-        token,
-        std::sync::Arc::clone(&bootstrap.loaded),
-    )
-    .map_err(plinth::Error::from)?;
-    let journal = plinth::journal::Journal::open(&options.data_dir).map_err(plinth::Error::from)?;
-    let journal = std::sync::Mutex::new(journal);
-    let record: plinth::run::Recorder = std::sync::Arc::new(move |entry| {
-        let mut journal = journal.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(error) = journal.record(entry).and_then(|()| journal.sync()) {
-            tracing::warn!(%error, "cannot write the journal");
-        }
-    });
-    plinth::run::run_blocking(plan, record)
-        .map_err(plinth::Error::from)
+    // Run mode keeps the bootstrap, and with it the data dir's lock, until
+    // it returns.
+    plinth::run::run_blocking(bootstrap)
+        .map_err(Error::from)
         .with_context(|| format!("data dir {}", options.data_dir.display()))?;
-    Ok(plinth::ExitCode::Done)
+    Ok(DONE)
 }
 
 fn print<T: std::fmt::Display + serde::Serialize>(
     report: &T,
     output: Output,
-) -> anyhow::Result<plinth::ExitCode> {
+) -> anyhow::Result<u8> {
     match output {
         Output::Text => emit(&report.to_string()),
         Output::Json => emit(&serde_json::to_string_pretty(report)?),
@@ -251,11 +230,11 @@ fn print<T: std::fmt::Display + serde::Serialize>(
 
 /// Write a report to stdout. A reader that went away (`| head`) is not an
 /// error of ours.
-fn emit(text: &str) -> anyhow::Result<plinth::ExitCode> {
+fn emit(text: &str) -> anyhow::Result<u8> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(error.into()),
-        _ => Ok(plinth::ExitCode::Done),
+        _ => Ok(DONE),
     }
 }

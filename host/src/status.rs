@@ -6,19 +6,21 @@
 //! check.
 
 use std::fmt;
-use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
-use crate::run::readiness::render::one_line;
+use crate::run::cluster::{self, ClusterError};
 use crate::run::readiness::{ProbeSetupError, Prober, Report, TrustedCas};
+use crate::terminal::clipped;
 
 /// How long the controller may take to answer.
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
+    #[error(transparent)]
+    Controller(#[from] ClusterError),
     #[error("{0}; is this a controller's data dir?")]
     Ca(#[from] ProbeSetupError),
     #[error("no controller answers at {url}: {message}; is `plinth controller` running?")]
@@ -34,6 +36,7 @@ pub enum StatusError {
 impl StatusError {
     pub fn class(&self) -> ErrorClass {
         match self {
+            Self::Controller(error) => error.class(),
             Self::Ca(_) => ErrorClass::Invalid,
             Self::Unreachable { .. } => ErrorClass::Unreachable,
             Self::BadAnswer { .. } => ErrorClass::Internal,
@@ -41,11 +44,12 @@ impl StatusError {
     }
 }
 
-/// The report of the controller serving its join API at `address`, whose
-/// certificate is signed by `pki_dir/ca.crt`.
-pub fn query(pki_dir: &Path, address: SocketAddr) -> Result<Report, StatusError> {
+/// The report of the controller on `data_dir`, from the join API its
+/// persisted config names, whose certificate its cluster CA signed.
+pub fn query(data_dir: &DataDirView) -> Result<Report, StatusError> {
+    let address = cluster::join_api_address(data_dir)?;
     let prober = Prober::new(
-        &TrustedCas::from_files(&[pki_dir.join("ca.crt")])?,
+        &TrustedCas::from_files(&[data_dir.path(crate::pki::cluster_ca_cert())])?,
         None,
         TIMEOUT,
     )?;
@@ -55,11 +59,7 @@ pub fn query(pki_dir: &Path, address: SocketAddr) -> Result<Report, StatusError>
         url: url.to_string(),
         message,
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|error| unreachable(error.to_string()))?;
-    let seen = runtime.block_on(prober.get_as(&url, "application/json"));
+    let seen = cluster::block_on(async { Ok(prober.get_as(&url, "application/json").await) })?;
     let Some(status) = seen.status else {
         return Err(unreachable(seen.error.unwrap_or_default()));
     };
@@ -78,7 +78,7 @@ impl fmt::Display for Text<'_> {
         let report = self.0;
         // The controller escaped its reasons already, but a terminal trusts
         // no server more than it trusts a plugin.
-        let safe = |text: &str| one_line(text, 200);
+        let safe = |text: &str| clipped(text, 200);
         for check in &report.checks {
             let mark = if check.state == "ready" { '+' } else { '-' };
             write!(f, "[{mark}]{} {}", safe(&check.name), safe(&check.state))?;

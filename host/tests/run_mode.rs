@@ -1,6 +1,7 @@
 //! Run mode with real Plinth and etcd processes on loopback addresses:
 //! one controller's life (health with the generated certs, restart as a
 //! member, etcd killed and restarted, SIGTERM and SIGKILL leave no etcd),
+//! one data dir, one controller (a second is refused while the first runs),
 //! parallel joins into one cluster, joiners killed at every step, and
 //! tokens that must be refused. etcd, etcdctl and openssl must be
 //! installed (`cargo xtask test` installs them).
@@ -67,6 +68,59 @@ fn a_controller_serves_etcd_restarts_as_member_survives_etcd_dying_and_stops_cle
 
     // SIGKILL of Plinth takes etcd with it.
     c1.kill();
+}
+
+/// Every file of a data dir but etcd's own (etcd writes there while it
+/// runs) and the journal (compared on its own).
+fn outside_etcd(data: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    common::snapshot(data)
+        .into_iter()
+        .filter(|(path, _)| !path.starts_with("etcd"))
+        .collect()
+}
+
+#[test]
+fn a_second_controller_on_a_running_controllers_data_dir_is_refused_and_changes_nothing() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let mut c1 = Controller::new(base.path(), 27, 1, "");
+    c1.start(None);
+    c1.wait_healthy(START);
+    wait_for("c1 ready", START, || c1.plinth(&["status"]).code == 0);
+    let journal_path = c1.data.join("journal/bootstrap.jsonl");
+    let journal = std::fs::read(&journal_path).unwrap();
+    let before = outside_etcd(&c1.data);
+
+    // Commands beside a running controller take no lock.
+    c1.plinth(&["pki", "check-expiration"]).expect_code(0);
+    c1.plinth(&["token", "list"]).expect_code(0);
+    assert_eq!(c1.members().len(), 1);
+
+    // A second controller on the same data dir and config: its own log.
+    let mut second = Controller::new(base.path(), 27, 2, "");
+    second.data = c1.data.clone();
+    second.config = c1.config.clone();
+    second.start(None);
+    assert_eq!(second.wait_exit(START), 2, "{}", second.log_text());
+    let log = second.log_text();
+    assert!(
+        log.contains("another Plinth process is working on the data dir"),
+        "{log}"
+    );
+    assert!(!log.contains("join API serving"), "{log}");
+    assert_eq!(
+        std::fs::read(&journal_path).unwrap(),
+        journal,
+        "the refused controller wrote to the journal"
+    );
+    assert_eq!(
+        outside_etcd(&c1.data),
+        before,
+        "the refused controller changed the data dir"
+    );
+    assert_eq!(c1.etcd_pids().len(), 1, "one etcd, the first controller's");
+    assert!(c1.healthy());
+    assert_eq!(c1.stop(), 0, "{}", c1.log_text());
 }
 
 #[test]
@@ -147,6 +201,33 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
     c2.kill();
     c1.signal(libc::SIGCONT);
     assert_eq!(c1.members().len(), 1, "nothing was added");
+
+    // Stopped while asking to be added, after an init-only run with the
+    //    token fetched the CAs: SIGTERM is a clean exit, with no etcd, no
+    //    membership recorded and none added.
+    let config = c2.config.display().to_string();
+    let token_arg = token.display().to_string();
+    c2.plinth(&[
+        "controller",
+        "--init-only",
+        "--config",
+        &config,
+        "--token-file",
+        &token_arg,
+    ])
+    .expect_code(0);
+    c1.signal(libc::SIGSTOP);
+    c2.start(Some(&token));
+    wait_for("c2 asking to be added", START, || {
+        c2.log_text()
+            .contains("asking to be added as an etcd learner")
+    });
+    assert_eq!(c2.stop(), 0, "{}", c2.log_text());
+    assert!(c2.etcd_pids().is_empty(), "etcd started while joining");
+    assert!(!c2.data.join("etcd/join.json").exists());
+    c1.signal(libc::SIGCONT);
+    assert_eq!(c1.members().len(), 1, "nothing was added");
+
     c2.start(Some(&token));
     c2.wait_healthy(START);
     wait_for("c2 a voter", START, || voters(&c1.members()) == 2);
@@ -246,10 +327,20 @@ fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
     let foreign = base.path().join("foreign-token");
     std::fs::write(&foreign, good.replace(pin, &"ab".repeat(32))).unwrap();
 
+    // A token whose record in etcd is not one: the join API's answer is
+    // final (422, not a 5xx the joiner would retry until its timeout), and
+    // the joiner shows the server's message.
+    let (prefix, credential) = good.trim().rsplit_once(':').unwrap();
+    let secret = credential.split_once('.').unwrap().1;
+    c1.etcdctl(&["put", "/plinth/tokens/zzz999", "not a token"]);
+    let corrupt = base.path().join("corrupt-token");
+    std::fs::write(&corrupt, format!("{prefix}:zzz999.{secret}")).unwrap();
+
     for (token, says) in [
         (&revoked, "refused the join token"),
         (&expired, "refused the join token"),
         (&foreign, "does not present the cluster CA the token pins"),
+        (&corrupt, "(422): etcd at"),
     ] {
         let mut joiner = Controller::new(base.path(), 24, 2, "");
         joiner.start(Some(token));

@@ -9,12 +9,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// policy plugins.
 ///
 /// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings, a refused or malformed join token, a join API
-/// that does not present the pinned CA, a readiness URL outside the
-/// manifest's allow-urls; 3 a plugin denied, or a readiness check failed; 4 a
-/// plugin failed (trap, timeout, bad answer) under fail-closed; 5 a required
-/// component or peer is unreachable (no join API answered within the join
-/// timeout), or a readiness check was not ready within spec.readiness.timeout.
+/// plugin file or settings, a data dir another Plinth holds, a refused or
+/// malformed join token, a join API that does not present the pinned CA, a
+/// readiness URL outside the manifest's allow-urls; 3 a plugin denied, or a
+/// readiness check failed; 4 a plugin failed (trap, timeout, bad answer)
+/// under fail-closed; 5 a required component or peer is unreachable (no join
+/// API answered within the join timeout), or a readiness check was not ready
+/// within spec.readiness.timeout.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {

@@ -17,11 +17,11 @@ impl GoDuration {
         }
     }
 
-    pub fn as_std(self) -> std::time::Duration {
+    pub(crate) fn as_std(self) -> std::time::Duration {
         std::time::Duration::from_secs(self.seconds)
     }
 
-    pub fn as_time(self) -> time::Duration {
+    pub(crate) fn as_time(self) -> time::Duration {
         time::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX))
     }
 }
@@ -84,7 +84,7 @@ impl fmt::Display for GoDuration {
     }
 }
 
-super::serde_via_str!(GoDuration);
+super::text::serde_via_str!(GoDuration);
 
 #[cfg(test)]
 mod tests {

@@ -10,12 +10,13 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::readiness::{
-    CheckSpec, ClusterFacts, Observation, ProbeResult,
-};
-
-use super::{Hook, Participant, is_dns_label};
+use super::chain::{Participant, is_dns_label};
+use crate::plugin::contract::{CheckSpec, Observation, ProbeResult};
 use crate::plugin::{CallFailure, Plugin};
+
+/// The host's own checks, which run beside the plugins' (run mode only):
+/// how `plugins plan` names them where other hooks name their built-in.
+pub(crate) const BUILTIN: &str = "builtin:etcd,etcd-voter,plinth-api";
 
 /// Most checks one plugin may ask for.
 pub const MAX_CHECKS: usize = 16;
@@ -38,17 +39,11 @@ pub trait ReadinessJudge: Participant {
 
 impl ReadinessJudge for Plugin {
     fn checks(&self) -> Result<Vec<CheckSpec>, CallFailure> {
-        self.call_hook(Hook::Readiness, |store, instance, exports| {
-            exports.readiness(store, instance)?.call_checks(&mut *store)
-        })
+        self.readiness_checks()
     }
 
     fn evaluate(&self, check: &str, seen: &Observation) -> Result<ProbeResult, CallFailure> {
-        self.call_hook(Hook::Readiness, |store, instance, exports| {
-            exports
-                .readiness(store, instance)?
-                .call_evaluate(&mut *store, check, seen)
-        })
+        self.readiness_evaluate(check, seen)
     }
 }
 

@@ -5,10 +5,13 @@
 //! verified against the CA its token pins, and it is never logged or
 //! journaled.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use super::token::pem_certificate_sha256;
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
-use crate::join::token::pem_certificate_sha256;
+use crate::sha256::Sha256;
+use crate::stage::{Stage, StageError};
 
 /// A bundle is a few PEM files; anything larger is not one.
 pub const MAX_BUNDLE_BYTES: usize = 64 * 1024;
@@ -27,8 +30,8 @@ pub enum BundleError {
     )]
     PinMismatch {
         api: String,
-        pinned: String,
-        actual: String,
+        pinned: Sha256,
+        actual: Sha256,
     },
 }
 
@@ -83,10 +86,10 @@ const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
 
 impl CaBundle {
-    /// Read the bundle from a data dir's committed PKI (`pki_dir`).
-    pub fn read(pki_dir: &Path, with_etcd: bool) -> Result<Self, BundleError> {
-        let read = |rel: &str| {
-            let path = pki_dir.join(rel);
+    /// Read the bundle from a data dir's committed PKI.
+    pub fn read(data_dir: &DataDirView, with_etcd: bool) -> Result<Self, BundleError> {
+        let read = |name: &str| {
+            let path = data_dir.pki_dir().join(name);
             std::fs::read_to_string(&path).map_err(|source| BundleError::Read { path, source })
         };
         let pair = |name: &str| -> Result<CaPair, BundleError> {
@@ -108,19 +111,27 @@ impl CaBundle {
 
     /// Parse a bundle as the join API answered it, and check that its
     /// cluster CA is the one the token pins.
-    pub fn from_answer(api: &str, body: &[u8], pinned: &str) -> Result<Self, BundleError> {
+    pub fn from_answer(api: &str, body: &[u8], pinned: &Sha256) -> Result<Self, BundleError> {
         let invalid = |message: String| BundleError::Invalid {
             api: api.to_owned(),
             message,
         };
-        let bundle: CaBundle = serde_json::from_slice(body)
-            .map_err(|e| invalid(crate::run::printable(&e.to_string())))?;
+        // Not serde's own text: it quotes the values it read, and these are
+        // private keys.
+        let bundle: CaBundle = serde_json::from_slice(body).map_err(|e| {
+            invalid(format!(
+                "{:?} error at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            ))
+        })?;
         let actual = pem_certificate_sha256(bundle.ca.cert.as_bytes())
             .ok_or_else(|| invalid("`ca.cert` is not a PEM certificate".to_owned()))?;
-        if actual != pinned {
+        if actual != *pinned {
             return Err(BundleError::PinMismatch {
                 api: api.to_owned(),
-                pinned: pinned.to_owned(),
+                pinned: *pinned,
                 actual,
             });
         }
@@ -150,12 +161,19 @@ impl CaBundle {
         files
     }
 
-    /// The file mode a bundle file is written with.
-    pub fn mode_of(rel: &str) -> u32 {
-        if rel.ends_with(".key") {
-            KEY_MODE
-        } else {
-            CERT_MODE
+    /// Stage every file of the bundle that the data dir does not hold
+    /// already (keys 0600, certificates 0644): a joiner issues its leaves
+    /// from the cluster's CAs, which commit with everything else or not at
+    /// all.
+    pub(crate) fn stage(&self, stage: &mut Stage<'_>) -> Result<(), StageError> {
+        for (rel, pem) in self.files() {
+            let mode = if rel.ends_with(".key") {
+                KEY_MODE
+            } else {
+                CERT_MODE
+            };
+            stage.write_if_changed(rel, pem.as_bytes(), mode)?;
         }
+        Ok(())
     }
 }

@@ -1,5 +1,10 @@
-//! What the create-or-join decision is made from: storage state and the
-//! join token.
+//! What the create-or-join decision is made from (storage state, the join
+//! token, a recorded join), and what a join needs before the PKI phase: the
+//! cluster's CAs, fetched from the join API the token names.
+//!
+//! This module is synchronous, like the phases that call it; the one
+//! network exchange of the init phases, [`fetch_bundle`], runs its client
+//! on a runtime of its own.
 
 pub mod bundle;
 pub mod client;
@@ -8,40 +13,76 @@ pub mod record;
 pub mod token;
 pub mod wire;
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::time::Duration;
 
+pub use bundle::CaBundle;
+pub use client::JoinApiError;
+pub use record::RecordError;
 pub use token::{JoinToken, TokenError};
 
 use crate::config::{Config, Storage};
-use crate::hooks::join_decision::{JoinFacts, RecordedMembership, StorageKind};
+use crate::data_dir::DataDirView;
+use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
+use crate::plugin::contract::{JoinAction, JoinFacts, Proposal, RecordedMembership, StorageKind};
+use crate::sha256::Sha256;
 
-/// The file whose presence means this machine's etcd holds cluster data.
-/// Deliberately storage state, not certificates: certificates can be copied
-/// onto a fresh machine (a CA handed over for joining), data cannot.
-pub const ETCD_MEMBER_DB: &str = "etcd/member/snap/db";
-/// The membership a joiner recorded before its etcd first started.
-pub const JOIN_RECORD: &str = "etcd/join.json";
+/// A join the local state cannot support, or could not get what it needs.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(
+        "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
+    )]
+    ClusterCaMismatch {
+        path: PathBuf,
+        pinned: Sha256,
+        actual: Sha256,
+    },
+    #[error(
+        "{path} holds no readable certificate, so it cannot be checked against the join token's CA pin; restore it, or remove the data dir's pki/ to fetch the cluster's CAs again"
+    )]
+    ClusterCaUnreadable { path: PathBuf },
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Api(#[from] JoinApiError),
+    #[error("cannot start the join API client")]
+    Runtime(#[source] std::io::Error),
+}
+
+impl JoinError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::ClusterCaMismatch { .. } | Self::ClusterCaUnreadable { .. } => {
+                ErrorClass::Invalid
+            }
+            Self::Record(error) => error.class(),
+            Self::Api(error) => error.class(),
+            Self::Runtime(_) => ErrorClass::Internal,
+        }
+    }
+}
 
 /// Observe the facts the join decision is made from.
 pub fn facts(
-    data_dir: &Path,
+    data_dir: &DataDirView,
     config: &Config,
     token: Option<&JoinToken>,
     node: &NodeFacts,
-) -> Result<JoinFacts, record::RecordError> {
-    let storage = match config.effective.storage {
-        Storage::Embedded { .. } => StorageKind::EmbeddedEtcd,
-        Storage::External { .. } => StorageKind::ExternalEtcd,
+) -> Result<JoinFacts, JoinError> {
+    let storage = match config.effective().storage {
+        Storage::Embedded(_) => StorageKind::EmbeddedEtcd,
+        Storage::External(_) => StorageKind::ExternalEtcd,
     };
     let recorded = match storage {
-        StorageKind::EmbeddedEtcd => record::JoinRecord::read(&data_dir.join(JOIN_RECORD))?,
+        StorageKind::EmbeddedEtcd => record::JoinRecord::read(&data_dir.join_record())?,
         StorageKind::ExternalEtcd => None,
     };
     Ok(JoinFacts {
         storage,
         etcd_member_data: storage == StorageKind::EmbeddedEtcd
-            && data_dir.join(ETCD_MEMBER_DB).is_file(),
+            && data_dir.etcd_member_db().is_file(),
         join_token_present: token.is_some(),
         join_token_api: token.map(|t| t.api.clone()),
         recorded_membership: recorded.map(|r| RecordedMembership {
@@ -52,4 +93,47 @@ pub fn facts(
         }),
         hostname: node.hostname.clone(),
     })
+}
+
+/// The cluster CAs a joining controller must stage before its PKI phase, so
+/// that it issues its leaves from them: none unless the decision is to join
+/// with a token, none when the data dir holds the CA the token pins already
+/// (a join resumed, or CAs copied by hand as with kubeadm's manual
+/// distribution), else the bundle fetched from the token's join API over
+/// TLS pinned to that CA, retried for at most `timeout`.
+pub(crate) fn fetch_bundle(
+    decision: &Proposal,
+    token: Option<&JoinToken>,
+    data_dir: &DataDirView,
+    timeout: Duration,
+) -> Result<Option<CaBundle>, JoinError> {
+    let Some(token) = token.filter(|_| decision.action == JoinAction::JoinCluster) else {
+        return Ok(None);
+    };
+    let path = data_dir.path(crate::pki::cluster_ca_cert());
+    if path.exists() {
+        let Some(actual) = token::certificate_sha256(&path) else {
+            return Err(JoinError::ClusterCaUnreadable { path });
+        };
+        if actual != token.ca_sha256 {
+            return Err(JoinError::ClusterCaMismatch {
+                path,
+                pinned: token.ca_sha256,
+                actual,
+            });
+        }
+        return Ok(None);
+    }
+    tracing::info!(api = %token.api, "fetching the cluster CAs from the join API");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(JoinError::Runtime)?;
+    let bundle = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + timeout;
+        client::JoinClient::new(token)
+            .fetch_ca_bundle(deadline)
+            .await
+    })?;
+    Ok(Some(bundle))
 }

@@ -18,7 +18,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 
-use super::token::der_sha256;
+use crate::sha256::Sha256;
 
 /// The crypto Plinth's TLS uses everywhere (the one rcgen signs with).
 pub fn provider() -> Arc<CryptoProvider> {
@@ -27,7 +27,7 @@ pub fn provider() -> Arc<CryptoProvider> {
 
 #[derive(Debug)]
 pub struct PinnedCaVerifier {
-    pin: String,
+    pin: Sha256,
     provider: Arc<CryptoProvider>,
     /// Set when a server's chain did not contain the pinned CA: the caller
     /// tells that final refusal apart from a network error with it.
@@ -35,13 +35,13 @@ pub struct PinnedCaVerifier {
 }
 
 impl PinnedCaVerifier {
-    /// A verifier for `pin` (lowercase hex sha256 of the CA's DER), and the
-    /// flag it raises when a server fails the pin.
-    pub fn new(pin: &str) -> (Self, Arc<AtomicBool>) {
+    /// A verifier for `pin` (the sha256 of the CA's DER), and the flag it
+    /// raises when a server fails the pin.
+    pub fn new(pin: &Sha256) -> (Self, Arc<AtomicBool>) {
         let mismatch_seen = Arc::new(AtomicBool::new(false));
         (
             Self {
-                pin: pin.to_ascii_lowercase(),
+                pin: *pin,
                 provider: provider(),
                 mismatch_seen: mismatch_seen.clone(),
             },
@@ -50,7 +50,7 @@ impl PinnedCaVerifier {
     }
 
     /// A client config that trusts only the pinned CA.
-    pub fn client_config(pin: &str) -> (rustls::ClientConfig, Arc<AtomicBool>) {
+    pub fn client_config(pin: &Sha256) -> (rustls::ClientConfig, Arc<AtomicBool>) {
         let (verifier, mismatch) = Self::new(pin);
         let config = rustls::ClientConfig::builder_with_provider(verifier.provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -73,7 +73,7 @@ impl ServerCertVerifier for PinnedCaVerifier {
     ) -> Result<ServerCertVerified, rustls::Error> {
         let Some(anchor) = intermediates
             .iter()
-            .find(|cert| der_sha256(cert.as_ref()) == self.pin)
+            .find(|cert| Sha256::of(cert.as_ref()) == self.pin)
         else {
             self.mismatch_seen.store(true, Ordering::SeqCst);
             return Err(rustls::Error::General(

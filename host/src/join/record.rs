@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::wire::hex_id;
 use crate::error_class::ErrorClass;
-use crate::run::etcd_client::hex_id;
 
 /// A record is a few hundred bytes; a larger file is not one.
 const MAX_RECORD_BYTES: u64 = 64 * 1024;
@@ -92,7 +92,7 @@ impl JoinRecord {
             .map(Some)
             .map_err(|e| RecordError::Invalid {
                 path: path.to_owned(),
-                message: crate::run::printable(&e.to_string()),
+                message: crate::terminal::escape(&e.to_string()).into_owned(),
             })
     }
 

@@ -19,9 +19,9 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 use crate::error_class::ErrorClass;
+use crate::sha256::Sha256;
 
 const PREFIX: &str = "plinth-join-v1:";
 /// Length of a token id, `[a-z0-9]`.
@@ -128,10 +128,10 @@ impl Credential {
         &self.id
     }
 
-    /// sha256 (hex) of the secret: what the token store keeps. The secret
-    /// has 82 random bits, so a plain hash cannot be reversed by search.
-    pub fn secret_sha256(&self) -> String {
-        hex::encode(Sha256::digest(self.secret.as_bytes()))
+    /// sha256 of the secret: what the token store keeps. The secret has 82
+    /// random bits, so a plain hash cannot be reversed by search.
+    pub fn secret_sha256(&self) -> Sha256 {
+        Sha256::of(self.secret.as_bytes())
     }
 
     /// `<id>.<secret>`, for the `Authorization` header only.
@@ -154,8 +154,8 @@ pub struct JoinToken {
     /// The host part of `api`, without IPv6 brackets: the name the join
     /// API's certificate must carry.
     pub host: String,
-    /// sha256 (hex, lowercase) of the cluster CA certificate, DER-encoded.
-    pub ca_sha256: String,
+    /// sha256 of the cluster CA certificate, DER-encoded.
+    pub ca_sha256: Sha256,
     pub credential: Credential,
 }
 
@@ -215,20 +215,20 @@ impl JoinToken {
             _ => return Err("it has fewer than four fields".to_owned()),
         };
         let host = parse_api_address(api)?;
-        if ca_sha256.len() != 64 || !ca_sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("the CA digest is not 64 hex digits".to_owned());
-        }
+        let ca_sha256: Sha256 = ca_sha256
+            .parse()
+            .map_err(|_| "the CA digest is not 64 hex digits")?;
         let credential = Credential::parse(credential)?;
         Ok(Self {
             api: api.to_owned(),
             host,
-            ca_sha256: ca_sha256.to_ascii_lowercase(),
+            ca_sha256,
             credential,
         })
     }
 
     /// The token's text, as `plinth token create` prints it.
-    pub fn render(api: &str, ca_sha256: &str, credential: &Credential) -> String {
+    pub fn render(api: &str, ca_sha256: &Sha256, credential: &Credential) -> String {
         format!("{PREFIX}{api}:{ca_sha256}:{}", credential.bearer())
     }
 
@@ -293,22 +293,17 @@ fn random_chars(len: usize) -> String {
         .collect()
 }
 
-/// sha256 (hex) of a DER certificate: what a token pins.
-pub fn der_sha256(der: &[u8]) -> String {
-    hex::encode(Sha256::digest(der))
-}
-
-/// sha256 (hex) of the DER of the PEM certificate at `path`. `None` when
-/// there is no readable certificate there.
-pub fn certificate_sha256(path: &Path) -> Option<String> {
+/// sha256 of the DER of the PEM certificate at `path`: what a token pins.
+/// `None` when there is no readable certificate there.
+pub(crate) fn certificate_sha256(path: &Path) -> Option<Sha256> {
     let pem = std::fs::read(path).ok()?;
     pem_certificate_sha256(&pem)
 }
 
-/// sha256 (hex) of the first certificate of a PEM text.
-pub fn pem_certificate_sha256(pem: &[u8]) -> Option<String> {
+/// sha256 of the DER of the first certificate of a PEM text.
+pub(crate) fn pem_certificate_sha256(pem: &[u8]) -> Option<Sha256> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
-    (pem.label == "CERTIFICATE").then(|| der_sha256(&pem.contents))
+    (pem.label == "CERTIFICATE").then(|| Sha256::of(&pem.contents))
 }
 
 #[cfg(test)]
@@ -319,6 +314,10 @@ mod tests {
 
     fn ca() -> String {
         "ab".repeat(32)
+    }
+
+    fn ca_sha256() -> Sha256 {
+        ca().parse().unwrap()
     }
 
     #[test]
@@ -332,7 +331,7 @@ mod tests {
                 .unwrap();
             assert_eq!(token.api, api);
             assert_eq!(token.host, host);
-            assert_eq!(token.ca_sha256, ca());
+            assert_eq!(token.ca_sha256, ca_sha256());
             assert_eq!(token.credential.id().as_str(), "abc123");
             assert!(!format!("{token:?}").contains(SECRET));
             assert!(!format!("{:?}", token.credential).contains(SECRET));
@@ -369,7 +368,7 @@ mod tests {
     #[test]
     fn a_generated_credential_round_trips_through_the_token_text() {
         let credential = Credential::generate();
-        let text = JoinToken::render("127.0.0.1:9443", &ca(), &credential);
+        let text = JoinToken::render("127.0.0.1:9443", &ca_sha256(), &credential);
         let token = JoinToken::parse(&text).unwrap();
         assert_eq!(token.credential, credential);
         assert_eq!(token.credential.secret_sha256(), credential.secret_sha256());

@@ -1,7 +1,5 @@
 //! What the join API and its client say to each other, as JSON.
 
-use crate::run::etcd_client::hex_id;
-
 /// `POST /v1/etcd/members`: add the caller as a learner.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -50,6 +48,20 @@ pub fn valid_peer_url(url: &str) -> bool {
     };
     rest.parse::<std::net::SocketAddr>()
         .is_ok_and(|addr| addr.port() != 0)
+}
+
+/// Member ids as 16 hex digits, the form etcdctl and etcd's logs use.
+pub mod hex_id {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&format_args!("{id:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
+    }
 }
 
 #[cfg(test)]

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::PluginError;
 use super::allow_urls::AllowUrls;
+use super::contract::{FailurePolicy, Hook};
 use super::engine::MAX_MEMORY_MIB;
+use super::error::PluginError;
 use super::sandbox::Limits;
-use crate::hooks::{FailurePolicy, Hook};
+use crate::sha256::Sha256;
 
 /// How long one readiness probe may take when the manifest does not say.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -47,7 +48,7 @@ pub struct Manifest {
     pub memory_mib: Option<u64>,
     pub failure_policy: Option<FailurePolicy>,
     /// Refuse to load unless the `.wasm` file has this sha256 (hex).
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     /// May this plugin add or drop images in image-resolve?
     pub allow_image_set_change: Option<bool>,
     /// URLs a readiness plugin may have the host GET (prefixes admitted).
@@ -77,10 +78,11 @@ impl Manifest {
                 });
             }
         };
-        let manifest: Self = toml::from_str(&text).map_err(|error| PluginError::Manifest {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
+        let manifest: Self =
+            toml::from_str(&text).map_err(|source| PluginError::ManifestSyntax {
+                path: path.to_owned(),
+                source,
+            })?;
         manifest.check(path)?;
         Ok(manifest)
     }
@@ -90,11 +92,6 @@ impl Manifest {
             path: path.to_owned(),
             message,
         };
-        if let Some(pin) = &self.sha256
-            && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            return Err(bad(format!("sha256 `{pin}` is not 64 hex digits")));
-        }
         if self.timeout_ms == Some(0) || self.timeout_ms.is_some_and(|ms| ms > 60_000) {
             return Err(bad("timeout-ms must be between 1 and 60000".to_owned()));
         }
@@ -117,12 +114,12 @@ impl Manifest {
         Ok(())
     }
 
-    pub fn probe_timeout(&self) -> Duration {
+    pub(crate) fn probe_timeout(&self) -> Duration {
         self.probe_timeout_ms
             .map_or(DEFAULT_PROBE_TIMEOUT, Duration::from_millis)
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         let defaults = Limits::default();
         Limits {
             timeout: self

@@ -8,8 +8,14 @@
 //!
 //! Anything else is 404. A missing, malformed, unknown, revoked, expired or
 //! wrong token is 401 with no body, whatever the reason (the log says
-//! which). Limits: TLS 1.2+, 4 KiB request bodies, 5 s to send the headers,
-//! 10 s per request, 64 connections at once.
+//! which). Other refusals answer `{"error": "<one line>"}` with the status
+//! of their error class (PLAN.md decision 2: invalid 400, denied 403,
+//! busy or unreachable 503, a plugin failure or an internal error 500);
+//! etcd's refusals answer 503 only when they are transient, 409 when etcd
+//! refused the change for good and 422 when a value it holds cannot be read,
+//! so that a joiner, which asks again on 503 alone, gives up at once with
+//! the message. Limits: TLS 1.2+, 4 KiB request bodies, 5 s to send the
+//! headers, 10 s per request, 64 connections at once.
 //!
 //! [`routes`] builds the router and [`serve`] serves any router, so that
 //! more routes (issue 12's `/readyz`) are merged in by the caller.
@@ -42,12 +48,20 @@ use crate::join::token::Credential;
 use crate::join::wire::{
     ErrorAnswer, MemberAnswer, MemberRequest, valid_member_name, valid_peer_url,
 };
+use crate::journal::{Entry, JournalQueue, Verdict};
+use crate::phase::Phase;
+use crate::terminal;
 
 const BODY_LIMIT: usize = 4 * 1024;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 64;
+/// Longest text of a caller's or etcd's repeated in an answer.
+const MAX_ECHO_CHARS: usize = 200;
+
+/// Who the journal says added a member.
+const JOURNAL_NAME: &str = "builtin:join-api";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -86,6 +100,8 @@ pub struct ApiState {
     pub cluster_token: String,
     /// Woken when a learner was added, so the promoter looks at once.
     pub learner_added: Arc<Notify>,
+    /// Every member this API adds is journaled.
+    pub journal: JournalQueue,
 }
 
 /// The join API's routes (and `/livez`), with their limits.
@@ -221,10 +237,15 @@ fn status_of(class: ErrorClass) -> StatusCode {
 }
 
 fn etcd_answer(error: &EtcdError) -> Response {
-    let status = if error.is_transient() {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        status_of(error.class())
+    let status = match error {
+        EtcdError::Call {
+            transient: true, ..
+        } => StatusCode::SERVICE_UNAVAILABLE,
+        EtcdError::Call {
+            transient: false, ..
+        } => StatusCode::CONFLICT,
+        EtcdError::BadValue { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        EtcdError::Credentials { .. } => status_of(error.class()),
     };
     error_answer(status, error.to_string())
 }
@@ -288,7 +309,7 @@ async fn add_member(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "the body is not {{\"name\", \"peerURL\"}}: {}",
-                    super::printable(&error.to_string())
+                    terminal::clipped(&error.to_string(), MAX_ECHO_CHARS)
                 ),
             );
         }
@@ -322,6 +343,19 @@ async fn add_member(
                 "join API: learner added"
             );
             state.learner_added.notify_one();
+            if !existing {
+                state.journal.record(
+                    Entry::new(Phase::Serve, JOURNAL_NAME, Verdict::Event).detail(
+                        serde_json::json!({
+                            "event": "learner-added",
+                            "member": request.name,
+                            "peerURL": request.peer_url,
+                            "memberId": format!("{member_id:016x}"),
+                            "token": credential.id().as_str(),
+                        }),
+                    ),
+                );
+            }
             Json(MemberAnswer {
                 member_id,
                 initial_cluster: initial_cluster(&members, member_id, &request.name),
@@ -372,7 +406,7 @@ fn existing_member(members: &[Member], request: &MemberRequest) -> Option<Result
             Err(format!(
                 "peer URL {} belongs to member `{}`, not `{}`",
                 request.peer_url,
-                super::printable(&member.name),
+                terminal::clipped(&member.name, MAX_ECHO_CHARS),
                 request.name
             ))
         } else {

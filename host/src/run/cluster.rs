@@ -7,20 +7,22 @@
 //! the controller generated (or, with external etcd, the one the operator
 //! configured).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::time::Instant;
 
-use super::backoff::Backoff;
 use super::etcd_client::{Etcd, EtcdAccess, EtcdError, Member};
 use super::tokens::{Role, StoredToken, TokenStore};
-use crate::config::{Config, ConfigError, Storage};
+use crate::config::{Config, ConfigError, GoDuration, Storage};
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::join::JoinToken;
 use crate::join::token::{TokenId, certificate_sha256};
 use crate::node::NodeFacts;
+use crate::retry::Backoff;
+use crate::sha256::Sha256;
 
 /// How long `etcd leave` retries etcd's transient refusals.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -49,18 +51,51 @@ pub enum ClusterError {
     LastVoter { name: String },
     #[error("`plinth etcd {command}` needs embedded etcd; this cluster's etcd is external")]
     ExternalEtcd { command: &'static str },
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
+    #[error("{argument} on the command line: {message}")]
+    Argument {
+        argument: &'static str,
+        message: String,
+    },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl ClusterError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::Etcd(error) => error.class(),
+            Self::Config(error) => error.class(),
+            Self::NoController { .. }
+            | Self::ExternalCredentialsMissing
+            | Self::NoSuchToken { .. }
+            | Self::NotAMember { .. }
+            | Self::LastVoter { .. }
+            | Self::ExternalEtcd { .. }
+            | Self::Argument { .. } => ErrorClass::Invalid,
             Self::Runtime(_) => ErrorClass::Internal,
-            _ => ErrorClass::Invalid,
         }
     }
+}
+
+/// `--ttl` of `plinth token create`: Go-style (`24h`, `90m`), or `0` for a
+/// token that never expires.
+pub fn parse_ttl(text: &str) -> Result<Option<time::Duration>, ClusterError> {
+    if text == "0" {
+        return Ok(None);
+    }
+    let ttl: GoDuration = text.parse().map_err(|message| ClusterError::Argument {
+        argument: "--ttl",
+        message,
+    })?;
+    Ok(Some(ttl.as_time()))
+}
+
+/// The `ID` of `plinth token revoke`.
+pub fn parse_token_id(text: &str) -> Result<TokenId, ClusterError> {
+    text.parse().map_err(|message| ClusterError::Argument {
+        argument: "ID",
+        message,
+    })
 }
 
 /// How to reach the cluster of the controller on a data dir.
@@ -71,23 +106,27 @@ pub struct ClusterAccess {
     pub api: String,
     /// This member's peer URL; `None` with external etcd.
     pub peer_url: Option<String>,
-    pki_dir: PathBuf,
+    ca_cert: PathBuf,
 }
 
 impl ClusterAccess {
     /// From the data dir's persisted config, resolved as the controller
     /// resolved it.
-    pub fn from_data_dir(data_dir: &Path) -> Result<Self, ClusterError> {
-        Self::from_config(&persisted_config(data_dir)?, &data_dir.join("pki"))
+    pub fn from_data_dir(data_dir: &DataDirView) -> Result<Self, ClusterError> {
+        Self::from_config(&persisted_config(data_dir)?, data_dir)
     }
 
-    pub fn from_config(config: &Config, pki_dir: &Path) -> Result<Self, ClusterError> {
-        let effective = &config.effective;
+    pub(crate) fn from_config(
+        config: &Config,
+        data_dir: &DataDirView,
+    ) -> Result<Self, ClusterError> {
+        let effective = config.effective();
+        let pki_dir = data_dir.pki_dir();
         let api = std::net::SocketAddr::new(effective.api.address, effective.api.plinth_api_port)
             .to_string();
         let (etcd, peer_url) = match &effective.storage {
             Storage::Embedded(etcd) => (
-                EtcdAccess::embedded(pki_dir, etcd.client_url()),
+                EtcdAccess::embedded(&pki_dir, etcd.client_url()),
                 Some(etcd.peer_url()),
             ),
             Storage::External(external) => {
@@ -111,21 +150,22 @@ impl ClusterAccess {
             etcd,
             api,
             peer_url,
-            pki_dir: pki_dir.to_owned(),
+            ca_cert: data_dir.path(crate::pki::cluster_ca_cert()),
         })
     }
 
     /// sha256 of the cluster CA, as tokens pin it.
-    pub fn ca_sha256(&self) -> Result<String, ClusterError> {
-        let path = self.pki_dir.join("ca.crt");
-        certificate_sha256(&path).ok_or(ClusterError::NoController { path })
+    fn ca_sha256(&self) -> Result<Sha256, ClusterError> {
+        certificate_sha256(&self.ca_cert).ok_or_else(|| ClusterError::NoController {
+            path: self.ca_cert.clone(),
+        })
     }
 }
 
 /// The config the controller on `data_dir` persisted, resolved as the
 /// controller resolved it.
-pub fn persisted_config(data_dir: &Path) -> Result<Config, ClusterError> {
-    let persisted = data_dir.join(crate::config::PERSISTED_PATH);
+fn persisted_config(data_dir: &DataDirView) -> Result<Config, ClusterError> {
+    let persisted = data_dir.persisted_config();
     if !persisted.is_file() {
         return Err(ClusterError::NoController { path: persisted });
     }
@@ -133,13 +173,16 @@ pub fn persisted_config(data_dir: &Path) -> Result<Config, ClusterError> {
 }
 
 /// The address of the join API of the controller on `data_dir`.
-pub fn join_api_address(data_dir: &Path) -> Result<std::net::SocketAddr, ClusterError> {
-    let api = persisted_config(data_dir)?.effective.api;
+pub(crate) fn join_api_address(
+    data_dir: &DataDirView,
+) -> Result<std::net::SocketAddr, ClusterError> {
+    let config = persisted_config(data_dir)?;
+    let api = &config.effective().api;
     Ok(std::net::SocketAddr::new(api.address, api.plinth_api_port))
 }
 
 /// Run `body` on a runtime of its own: these commands are short and alone.
-fn block_on<T>(
+pub(crate) fn block_on<T>(
     body: impl std::future::Future<Output = Result<T, ClusterError>>,
 ) -> Result<T, ClusterError> {
     tokio::runtime::Builder::new_current_thread()
@@ -230,7 +273,7 @@ async fn leave_once(etcd: &Etcd, peer_url: &str) -> Result<Member, ClusterError>
     let voters = members.iter().filter(|m| !m.learner).count();
     if !me.learner && voters <= 1 {
         return Err(ClusterError::LastVoter {
-            name: me.name.clone(),
+            name: crate::terminal::escape(&me.name).into_owned(),
         });
     }
     etcd.remove(me.id).await?;

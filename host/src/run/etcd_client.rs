@@ -14,10 +14,13 @@ use etcd_client::{
 };
 
 use crate::error_class::ErrorClass;
+use crate::join::wire::hex_id;
 
 /// How long one etcd call may take before it counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Longest etcd message repeated in an error.
+const MAX_MESSAGE_CHARS: usize = 2000;
 
 /// The messages of etcd's refusals that mean "not now".
 const TRANSIENT_MESSAGES: &[&str] = &[
@@ -132,20 +135,6 @@ impl Member {
             client_urls: member.client_urls().to_vec(),
             learner: member.is_learner(),
         }
-    }
-}
-
-/// Member ids as 16 hex digits, the form etcdctl and etcd's logs use.
-pub mod hex_id {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(id: &u64, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&format_args!("{id:016x}"))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        u64::from_str_radix(&text, 16).map_err(serde::de::Error::custom)
     }
 }
 
@@ -359,7 +348,7 @@ fn call_error(endpoints: &str, error: etcd_client::Error) -> EtcdError {
     };
     EtcdError::Call {
         endpoints: endpoints.to_owned(),
-        message: crate::run::printable(&message),
+        message: crate::terminal::clipped(&message, MAX_MESSAGE_CHARS),
         transient,
     }
 }

@@ -36,6 +36,11 @@ const RESTART_CAP: Duration = Duration::from_secs(30);
 /// A child that ran this long before dying starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const MAX_LOG_LINE: usize = 16 * 1024;
+/// Longest part of an etcd log line repeated in Plinth's log.
+const MAX_LOGGED_CHARS: usize = 2000;
+
+/// Who the journal says started and stopped etcd.
+pub(crate) const JOURNAL_NAME: &str = "builtin:etcd-supervisor";
 
 #[derive(Debug, thiserror::Error)]
 pub enum EtcdProcessError {
@@ -50,7 +55,9 @@ pub enum EtcdProcessError {
 
 impl EtcdProcessError {
     pub fn class(&self) -> ErrorClass {
-        ErrorClass::Invalid
+        match self {
+            Self::Spawn { .. } => ErrorClass::Invalid,
+        }
     }
 }
 
@@ -328,7 +335,7 @@ fn log_line(line: &str) {
         }
         _ => (String::new(), line.to_owned()),
     };
-    let message = super::printable(&message);
+    let message = crate::terminal::clipped(&message, MAX_LOGGED_CHARS);
     match level.as_str() {
         "debug" => tracing::debug!(target: "etcd", "{message}"),
         "warn" => tracing::warn!(target: "etcd", "{message}"),

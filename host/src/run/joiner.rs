@@ -10,22 +10,24 @@
 //!   (`etcd/member/snap/db`): the join decision says already-member, and a
 //!   learner left unpromoted is promoted by the leader's promoter.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::etcd_process::EtcdLaunch;
 use crate::error_class::ErrorClass;
 use crate::join::JoinToken;
-use crate::join::client::{JoinClient, JoinError};
+use crate::join::client::{JoinApiError, JoinClient};
 use crate::join::record::{JoinRecord, RecordError};
 use crate::join::wire::MemberRequest;
+
+/// Who the journal says joined.
+pub(crate) const JOURNAL_NAME: &str = "builtin:joiner";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JoinerError {
     #[error(transparent)]
-    Client(#[from] JoinError),
+    Client(#[from] JoinApiError),
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(
@@ -40,8 +42,6 @@ pub enum JoinerError {
     },
     #[error("joining needs a join token (--token-file): no membership is recorded in {path}")]
     NoToken { path: std::path::PathBuf },
-    #[error("stopped while joining")]
-    Cancelled,
 }
 
 impl JoinerError {
@@ -50,7 +50,6 @@ impl JoinerError {
             Self::Client(error) => error.class(),
             Self::Record(error) => error.class(),
             Self::RecordMismatch { .. } | Self::NoToken { .. } => ErrorClass::Invalid,
-            Self::Cancelled => ErrorClass::Internal,
         }
     }
 }
@@ -64,45 +63,44 @@ pub struct Joined {
     pub resumed: bool,
 }
 
+/// The membership of the member `request` names: the recorded one, or one
+/// the join API of `token` adds and this records. `None` when `cancel`
+/// came first (a stop while joining is no failure: nothing was started).
 pub async fn ensure_membership(
     record_path: &Path,
     token: Option<&JoinToken>,
-    launch: &EtcdLaunch,
+    request: MemberRequest,
     deadline: Instant,
     cancel: &CancellationToken,
-) -> Result<Joined, JoinerError> {
+) -> Result<Option<Joined>, JoinerError> {
     if let Some(record) = JoinRecord::read(record_path)? {
-        if record.name != launch.name || record.peer_url != launch.peer_url {
+        if record.name != request.name || record.peer_url != request.peer_url {
             return Err(JoinerError::RecordMismatch {
                 path: record_path.to_owned(),
-                recorded_name: record.name,
-                recorded_url: record.peer_url,
-                name: launch.name.clone(),
-                url: launch.peer_url.clone(),
+                recorded_name: crate::terminal::escape(&record.name).into_owned(),
+                recorded_url: crate::terminal::escape(&record.peer_url).into_owned(),
+                name: request.name,
+                url: request.peer_url,
             });
         }
         tracing::info!(
             id = %format_args!("{:016x}", record.member_id),
             "resuming the recorded membership"
         );
-        return Ok(Joined {
+        return Ok(Some(Joined {
             member_id: record.member_id,
             initial_cluster: record.initial_cluster,
             resumed: true,
-        });
+        }));
     }
     let token = token.ok_or_else(|| JoinerError::NoToken {
         path: record_path.to_owned(),
     })?;
-    let request = MemberRequest {
-        name: launch.name.clone(),
-        peer_url: launch.peer_url.clone(),
-    };
     tracing::info!(api = %token.api, name = %request.name, peer_url = %request.peer_url, "asking to be added as an etcd learner");
     let client = JoinClient::new(token);
     let answer = tokio::select! {
         answer = client.add_member(&request, deadline) => answer?,
-        () = cancel.cancelled() => return Err(JoinerError::Cancelled),
+        () = cancel.cancelled() => return Ok(None),
     };
     let record = JoinRecord {
         member_id: answer.member_id,
@@ -112,30 +110,50 @@ pub async fn ensure_membership(
         cluster_token: answer.cluster_token,
         api: token.api.clone(),
     };
-    record.write(record_path)?;
+    // Three fsyncs: on the blocking pool, not on one of the two workers.
+    let record = {
+        let path = record_path.to_owned();
+        tokio::task::spawn_blocking(move || record.write(&path).map(|()| record))
+            .await
+            .map_err(|error| RecordError::Write {
+                path: record_path.to_owned(),
+                source: std::io::Error::other(error),
+            })??
+    };
     tracing::info!(
         id = %format_args!("{:016x}", record.member_id),
         existing = answer.existing,
         "added as a learner; membership recorded"
     );
-    Ok(Joined {
+    Ok(Some(Joined {
         member_id: record.member_id,
         initial_cluster: record.initial_cluster,
         resumed: false,
-    })
+    }))
 }
 
-/// Remove the record once etcd's data holds the membership.
-pub fn forget_record(path: &Path) -> Result<(), JoinerError> {
-    let fail = |source| RecordError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    std::fs::remove_file(path).map_err(fail)?;
+/// Remove the record, if there is one, once etcd's data holds the
+/// membership. A record that cannot be removed is left with a warning: the
+/// member db decides from now on, and the controller is ready.
+pub async fn forget_record(path: PathBuf) {
+    let forgotten = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || forget(&path)
+    })
+    .await
+    .unwrap_or_else(|error| Err(std::io::Error::other(error)));
+    if let Err(error) = forgotten {
+        tracing::warn!(path = %path.display(), %error, "cannot remove the join record; etcd's data decides from now on");
+    }
+}
+
+fn forget(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        removed => removed?,
+    }
     if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)?;
+        std::fs::File::open(dir)?.sync_all()?;
     }
     Ok(())
 }

@@ -13,35 +13,45 @@
 //! Once etcd is started, the join API serves (`/livez`, `/readyz` and the
 //! join routes) while the [`readiness`] phase runs every check at once; a
 //! check that fails or a readiness timeout stops the controller in the same
-//! order.
+//! order. Nothing fallible stands between spawning those tasks and that
+//! ordered stop.
+//!
+//! Run mode holds the [`Bootstrap`], and with it the data dir's lock, until
+//! the process exits: a second controller on the same data dir is refused
+//! as busy before it touches anything.
 
-pub mod api;
-pub mod backoff;
+mod api;
 pub mod cluster;
 pub mod etcd_client;
-pub mod etcd_process;
-pub mod joiner;
-pub mod promoter;
+mod etcd_process;
+mod joiner;
+mod promoter;
 pub mod readiness;
 pub mod tokens;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Storage};
+use crate::config::{EmbeddedEtcd, Storage};
+use crate::controller::Bootstrap;
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
-use crate::hooks::join_decision::JoinAction;
 use crate::join::JoinToken;
 use crate::join::bundle::{BundleError, CaBundle};
-use crate::journal::{Entry, Verdict};
+use crate::join::wire::MemberRequest;
+use crate::journal::{Entry, JournalError, JournalQueue, Verdict};
+use crate::phase::Phase;
 use crate::plugin::PluginSet;
+use crate::plugin::contract::JoinAction;
+use crate::sha256::Sha256;
 use etcd_client::{Etcd, EtcdAccess, EtcdError};
 use etcd_process::{ClusterState, EtcdLaunch, EtcdProcessError, EventSink, SupervisorEvent};
 
@@ -61,10 +71,16 @@ pub enum RunError {
     Readiness(#[from] readiness::ReadinessError),
     #[error(transparent)]
     Access(#[from] cluster::ClusterError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(std::io::Error),
-    #[error("cannot watch for signals: {0}")]
-    Signals(std::io::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(
+        "{path} holds no readable certificate: the cluster's identity (etcd's cluster token, what join tokens pin) comes from it; restore it, or run `plinth controller --init-only` to recreate the PKI"
+    )]
+    NoClusterCa { path: PathBuf },
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot watch for signals")]
+    Signals(#[source] std::io::Error),
 }
 
 impl RunError {
@@ -77,6 +93,8 @@ impl RunError {
             Self::Join(error) => error.class(),
             Self::Access(error) => error.class(),
             Self::Readiness(error) => error.class(),
+            Self::Journal(error) => error.class(),
+            Self::NoClusterCa { .. } => ErrorClass::Invalid,
             Self::Runtime(_) | Self::Signals(_) => ErrorClass::Internal,
         }
     }
@@ -84,7 +102,7 @@ impl RunError {
 
 /// How this controller comes to be an etcd member.
 #[derive(Clone, Debug)]
-pub enum Membership {
+enum Membership {
     /// The first member of a new cluster.
     Create,
     /// Already a member: etcd's data dir says so.
@@ -93,225 +111,261 @@ pub enum Membership {
     Join { token: Option<JoinToken> },
 }
 
-/// Where the cluster's data lives.
+/// etcd as this controller runs it, before its membership is known.
 #[derive(Clone, Debug)]
-pub enum StoragePlan {
-    Embedded {
-        /// etcd's command line, less the cluster state, decided from
-        /// `membership`.
-        launch: Box<EtcdLaunch>,
-        membership: Membership,
-        join_record: PathBuf,
-    },
-    External {
-        access: EtcdAccess,
-    },
+struct EmbeddedPlan {
+    etcd: EmbeddedEtcd,
+    membership: Membership,
+    /// etcd's `--initial-cluster-token`, derived from the cluster CA.
+    cluster_token: String,
 }
 
-/// Everything run mode needs, derived from the config and the data dir.
+impl EmbeddedPlan {
+    /// etcd's command line, once the membership says how it joins.
+    fn launch(&self, data_dir: &DataDirView, state: ClusterState) -> EtcdLaunch {
+        EtcdLaunch {
+            binary: self.etcd.binary.clone(),
+            name: self.etcd.name.clone(),
+            data_dir: data_dir.etcd_dir(),
+            pki_dir: data_dir.pki_dir(),
+            client_url: self.etcd.client_url(),
+            peer_url: self.etcd.peer_url(),
+            cluster_token: self.cluster_token.clone(),
+            state,
+        }
+    }
+}
+
+/// Where the cluster's data lives.
 #[derive(Clone, Debug)]
-pub struct RunPlan {
-    pub pki_dir: PathBuf,
-    pub api_listen: SocketAddr,
-    pub storage: StoragePlan,
-    /// How long joining (or a first start) may take before Plinth gives up.
-    pub join_timeout: Duration,
+enum StoragePlan {
+    Embedded(Box<EmbeddedPlan>),
+    External { access: EtcdAccess },
+}
+
+/// Everything run mode needs, derived from the bootstrap.
+struct RunPlan {
+    data_dir: DataDirView,
+    api_listen: SocketAddr,
+    storage: StoragePlan,
+    /// The cluster CA's digest: what join tokens pin.
+    ca_sha256: Sha256,
+    /// How long joining may take before Plinth gives up.
+    join_timeout: Duration,
     /// `spec.readiness.timeout`.
-    pub readiness_timeout: Duration,
+    readiness_timeout: Duration,
     /// The plugins the init phases loaded; readiness asks them again.
-    pub plugins: Arc<PluginSet>,
+    plugins: Arc<PluginSet>,
 }
 
 impl RunPlan {
-    /// The plan for the controller on `data_dir` after its init phases
-    /// decided `action` and committed.
-    pub fn new(
-        data_dir: &Path,
-        config: &Config,
-        action: JoinAction,
-        token: Option<JoinToken>,
-        plugins: Arc<PluginSet>,
-    ) -> Result<Self, RunError> {
-        let pki_dir = data_dir.join("pki");
-        let effective = &config.effective;
+    fn new(bootstrap: &Bootstrap) -> Result<Self, RunError> {
+        let data_dir = bootstrap.data_dir().view().clone();
+        let config = bootstrap.config();
+        let effective = config.effective();
+        let ca_path = data_dir.path(crate::pki::cluster_ca_cert());
+        let ca_sha256 = crate::join::token::certificate_sha256(&ca_path)
+            .ok_or(RunError::NoClusterCa { path: ca_path })?;
         let storage = match &effective.storage {
-            Storage::Embedded(etcd) => {
-                let ca_sha256 = crate::join::token::certificate_sha256(&pki_dir.join("ca.crt"))
-                    .unwrap_or_default();
-                StoragePlan::Embedded {
-                    launch: Box::new(EtcdLaunch {
-                        binary: etcd.binary.clone(),
-                        name: etcd.name.clone(),
-                        data_dir: data_dir.join("etcd"),
-                        pki_dir: pki_dir.clone(),
-                        client_url: etcd.client_url(),
-                        peer_url: etcd.peer_url(),
-                        cluster_token: cluster_token(&ca_sha256),
-                        state: ClusterState::Member,
-                    }),
-                    membership: match action {
-                        JoinAction::CreateCluster => Membership::Create,
-                        JoinAction::AlreadyMember => Membership::Member,
-                        JoinAction::JoinCluster => Membership::Join { token },
+            Storage::Embedded(etcd) => StoragePlan::Embedded(Box::new(EmbeddedPlan {
+                etcd: etcd.clone(),
+                membership: match bootstrap.join().action {
+                    JoinAction::CreateCluster => Membership::Create,
+                    JoinAction::AlreadyMember => Membership::Member,
+                    JoinAction::JoinCluster => Membership::Join {
+                        token: bootstrap.token().cloned(),
                     },
-                    join_record: data_dir.join(crate::join::JOIN_RECORD),
-                }
-            }
+                },
+                cluster_token: cluster_token(&ca_sha256),
+            })),
             Storage::External(_) => StoragePlan::External {
-                access: cluster::ClusterAccess::from_config(config, &pki_dir)?.etcd,
+                access: cluster::ClusterAccess::from_config(config, &data_dir)?.etcd,
             },
         };
         Ok(Self {
-            pki_dir,
             api_listen: SocketAddr::new(effective.api.address, effective.api.plinth_api_port),
             storage,
-            join_timeout: effective.join_timeout.as_std(),
+            ca_sha256,
+            join_timeout: config.join_timeout(),
             readiness_timeout: effective.readiness.timeout,
-            plugins,
+            plugins: bootstrap.shared_plugins(),
+            data_dir,
         })
     }
 }
 
-/// Where run mode's journal entries go (never a secret in them).
-pub type Recorder = Arc<dyn Fn(Entry) + Send + Sync>;
-
-/// A run-mode event for the journal.
-fn event(phase: &'static str, detail: serde_json::Value) -> Entry {
-    Entry::new(phase, "builtin:run", Verdict::Event).detail(detail)
+/// A run-mode event for the journal (never a secret in it).
+fn event(phase: Phase, participant: &str, detail: serde_json::Value) -> Entry {
+    Entry::new(phase, participant, Verdict::Event).detail(detail)
 }
 
 /// The `--initial-cluster-token` of a cluster: derived from its CA, so
 /// that two clusters' etcds never mistake each other's peers.
-pub fn cluster_token(ca_sha256: &str) -> String {
-    format!("plinth-{}", &ca_sha256[..ca_sha256.len().min(16)])
+pub(crate) fn cluster_token(ca_sha256: &Sha256) -> String {
+    format!("plinth-{}", &ca_sha256.to_string()[..16])
 }
 
-/// Build the runtime and run until SIGTERM or SIGINT.
-pub fn run_blocking(plan: RunPlan, record: Recorder) -> Result<(), RunError> {
+/// `plinth controller` after its init phases: run until SIGTERM or SIGINT,
+/// holding `bootstrap` (the data dir's lock) until the end. A run that
+/// stops on an error says why in the journal's last line, as a failed
+/// bootstrap does.
+pub fn run_blocking(bootstrap: Bootstrap) -> Result<(), RunError> {
+    let plan = RunPlan::new(&bootstrap)?;
+    let (journal, writer) = bootstrap.journal().queue()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("plinth-run")
         .enable_all()
         .build()
         .map_err(RunError::Runtime)?;
-    runtime.block_on(async move {
+    let outcome = runtime.block_on(async {
+        let term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
         let shutdown = CancellationToken::new();
-        let signals = tokio::spawn(watch_signals(shutdown.clone()));
-        let outcome = run(plan, record, shutdown).await;
+        let signals = tokio::spawn(watch_signals(term, int, shutdown.clone()));
+        let outcome = run(plan, journal.clone(), shutdown).await;
         signals.abort();
         outcome
-    })
+    });
+    // Tasks still holding a clone of the queue (etcd's log forwarders) end
+    // with the runtime; then the writer has every entry.
+    drop(runtime);
+    if let Err(error) = &outcome {
+        journal.record(Entry::failure(crate::terminal::error_line(error)));
+    }
+    drop(journal);
+    writer.finish();
+    drop(bootstrap);
+    outcome
 }
 
 /// SIGTERM or SIGINT cancel `shutdown`.
-async fn watch_signals(shutdown: CancellationToken) -> Result<(), RunError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+async fn watch_signals(mut term: Signal, mut int: Signal, shutdown: CancellationToken) {
     let name = tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
     };
     tracing::info!(signal = name, "stopping");
     shutdown.cancel();
-    Ok(())
 }
 
 /// Run mode proper: bring etcd up (or join), serve, and stop in order when
 /// `shutdown` is cancelled.
-pub async fn run(
+async fn run(
     plan: RunPlan,
-    record: Recorder,
+    journal: JournalQueue,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
-    // etcd stops after the API and the promoter: its own token.
-    let stop_etcd = CancellationToken::new();
-    let started = Instant::now();
-    let deadline = started + plan.join_timeout;
-    let (etcd, mut supervisor) = match &plan.storage {
-        StoragePlan::Embedded {
-            launch,
-            membership,
-            join_record,
-        } => {
-            let mut launch = launch.as_ref().clone();
-            launch.state = match membership {
-                Membership::Create => ClusterState::New,
-                Membership::Member => ClusterState::Member,
-                Membership::Join { token } => {
-                    let joined = joiner::ensure_membership(
-                        join_record,
-                        token.as_ref(),
-                        &launch,
-                        deadline,
-                        &shutdown,
-                    )
-                    .await?;
-                    record(event(
-                        "join",
-                        serde_json::json!({
-                            "memberId": format!("{:016x}", joined.member_id),
-                            "initialCluster": joined.initial_cluster,
-                            "resumed": joined.resumed,
-                        }),
-                    ));
-                    ClusterState::Existing {
-                        initial_cluster: joined.initial_cluster,
-                    }
-                }
-            };
-            let access = EtcdAccess::embedded(&plan.pki_dir, launch.client_url.clone());
-            let etcd = Etcd::connect(&access).await?;
-            let sink: EventSink = {
-                let record = record.clone();
-                Arc::new(move |happened| record(event("etcd", supervisor_detail(&happened))))
-            };
-            let supervisor = tokio::spawn(etcd_process::supervise(launch, sink, stop_etcd.clone()));
-            (etcd, Some((supervisor, join_record.clone())))
+    match &plan.storage {
+        StoragePlan::Embedded(embedded) => run_embedded(&plan, embedded, &journal, &shutdown).await,
+        StoragePlan::External { access } => {
+            let etcd = Etcd::connect(access).await?;
+            serve(&plan, etcd, None, &journal, &shutdown).await
         }
-        StoragePlan::External { access } => (Etcd::connect(access).await?, None),
+    }
+}
+
+/// With embedded etcd: the membership, then etcd under its supervisor,
+/// then [`serve`]; etcd stops last.
+async fn run_embedded(
+    plan: &RunPlan,
+    embedded: &EmbeddedPlan,
+    journal: &JournalQueue,
+    shutdown: &CancellationToken,
+) -> Result<(), RunError> {
+    let state = match &embedded.membership {
+        Membership::Create => ClusterState::New,
+        Membership::Member => ClusterState::Member,
+        Membership::Join { token } => {
+            let request = MemberRequest {
+                name: embedded.etcd.name.clone(),
+                peer_url: embedded.etcd.peer_url(),
+            };
+            let deadline = Instant::now() + plan.join_timeout;
+            let record = plan.data_dir.join_record();
+            let joining =
+                joiner::ensure_membership(&record, token.as_ref(), request, deadline, shutdown);
+            // Stopped while joining: nothing was started, nothing to undo.
+            let Some(joined) = joining.await? else {
+                return Ok(());
+            };
+            journal.record(event(
+                Phase::Join,
+                joiner::JOURNAL_NAME,
+                serde_json::json!({
+                    "memberId": format!("{:016x}", joined.member_id),
+                    "initialCluster": joined.initial_cluster,
+                    "resumed": joined.resumed,
+                }),
+            ));
+            ClusterState::Existing {
+                initial_cluster: joined.initial_cluster,
+            }
+        }
     };
-    let serving = serve(&plan, etcd, supervisor.as_mut(), &record, &shutdown).await;
+    let launch = embedded.launch(&plan.data_dir, state);
+    let access = EtcdAccess::embedded(&plan.data_dir.pki_dir(), launch.client_url.clone());
+    let etcd = Etcd::connect(&access).await?;
+    let sink: EventSink = {
+        let journal = journal.clone();
+        Arc::new(move |happened| {
+            journal.record(event(
+                Phase::Etcd,
+                etcd_process::JOURNAL_NAME,
+                supervisor_detail(&happened),
+            ));
+        })
+    };
+    let stop_etcd = CancellationToken::new();
+    let mut supervisor = tokio::spawn(etcd_process::supervise(launch, sink, stop_etcd.clone()));
+    let serving = serve(plan, etcd, Some(&mut supervisor), journal, shutdown).await;
     stop_etcd.cancel();
-    if let Some((supervisor, _)) = supervisor
-        && !supervisor.is_finished()
-    {
+    if !supervisor.is_finished() {
         let _ = supervisor.await;
     }
     serving
 }
 
-/// etcd's supervisor, and the join record to forget once this member votes.
-type Supervised = (JoinHandle<Result<(), EtcdProcessError>>, PathBuf);
+/// etcd's supervisor: it ends early only when etcd cannot be started.
+type Supervisor = JoinHandle<Result<(), EtcdProcessError>>;
+
+/// How the readiness phase ended.
+enum Concluded {
+    /// Every check is ready.
+    Ready,
+    /// Shutdown came first.
+    Stopped,
+}
 
 /// The join API and the promoter until `shutdown`, and the readiness phase
 /// beside them: a check that fails or never becomes ready stops them all.
 async fn serve(
     plan: &RunPlan,
     etcd: Etcd,
-    mut supervised: Option<&mut Supervised>,
-    record: &Recorder,
+    supervisor: Option<&mut Supervisor>,
+    journal: &JournalQueue,
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    let embedded = matches!(plan.storage, StoragePlan::Embedded { .. });
-    let bundle = Arc::new(CaBundle::read(&plan.pki_dir, embedded)?);
-    let ca_sha256 =
-        crate::join::token::pem_certificate_sha256(bundle.ca.cert.as_bytes()).unwrap_or_default();
+    // Everything that can fail comes before the first task is spawned.
+    let embedded = matches!(plan.storage, StoragePlan::Embedded(_));
+    let bundle = Arc::new(CaBundle::read(&plan.data_dir, embedded)?);
+    let acceptor = api::tls_acceptor(&plan.data_dir.pki_dir())?;
+    let listener = api::bind(plan.api_listen).await?;
+    tracing::info!(address = %plan.api_listen, "join API serving");
+
     let learner_added = Arc::new(Notify::new());
     let state = api::ApiState {
         tokens: tokens::TokenStore::new(etcd.clone()),
         etcd: embedded.then(|| etcd.clone()),
         bundle,
-        cluster_token: cluster_token(&ca_sha256),
+        cluster_token: cluster_token(&plan.ca_sha256),
         learner_added: learner_added.clone(),
+        journal: journal.clone(),
     };
     let (board, view) = readiness::Board::new();
-    let acceptor = api::tls_acceptor(&plan.pki_dir)?;
-    let listener = api::bind(plan.api_listen).await?;
-    tracing::info!(address = %plan.api_listen, "join API serving");
     let api = tokio::spawn(api::serve(
         listener,
         acceptor,
@@ -325,37 +379,38 @@ async fn serve(
             shutdown.clone(),
         ))
     });
-    let ready = tokio::select! {
-        outcome = readiness(plan, &board, record) => outcome,
-        exited = supervisor_exit(supervised.as_deref_mut()) => Err(exited),
-        () = shutdown.cancelled() => Ok(()),
+    let concluded = tokio::select! {
+        outcome = readiness_phase(plan, &board, journal) => outcome.map(|()| Concluded::Ready),
+        exited = supervisor_exit(supervisor) => Err(exited),
+        () = shutdown.cancelled() => Ok(Concluded::Stopped),
     };
-    if let (Ok(()), Some((_, join_record))) = (&ready, &supervised)
-        && join_record.exists()
-    {
-        // A voter's membership is in etcd's own data now; the record has
-        // done its work (and etcd warns about foreign files).
-        joiner::forget_record(join_record)?;
-    }
-    if ready.is_err() {
-        shutdown.cancel();
+    match &concluded {
+        Ok(Concluded::Ready) if embedded => {
+            // This member votes: its membership is in etcd's own data now,
+            // and a join record has done its work (etcd warns about foreign
+            // files in its dir).
+            joiner::forget_record(plan.data_dir.join_record()).await;
+        }
+        Ok(_) => {}
+        Err(_) => shutdown.cancel(),
     }
     let _ = api.await;
     if let Some(promoter) = promoter {
         let _ = promoter.await;
     }
-    ready
+    concluded.map(|_| ())
 }
 
 /// The readiness phase, journaled check by check whatever its outcome.
-async fn readiness(
+async fn readiness_phase(
     plan: &RunPlan,
     board: &readiness::Board,
-    record: &Recorder,
+    journal: &JournalQueue,
 ) -> Result<(), RunError> {
+    let pki_dir = plan.data_dir.pki_dir();
     let (etcd, own_member) = match &plan.storage {
-        StoragePlan::Embedded { launch, .. } => (
-            readiness::health_checker(&plan.pki_dir, launch.client_url.clone()),
+        StoragePlan::Embedded(embedded) => (
+            readiness::health_checker(&pki_dir, embedded.etcd.client_url()),
             true,
         ),
         StoragePlan::External { access } => (access.clone(), false),
@@ -366,21 +421,21 @@ async fn readiness(
         own_member,
         plinth_api_livez: url::Url::parse(&format!("https://{}/livez", plan.api_listen))
             .expect("a socket address makes a URL"),
-        pki_dir: plan.pki_dir.clone(),
+        pki_dir,
         plugins: Arc::clone(&plan.plugins),
         modules: readiness::KernelModules::of_this_node(),
     };
     let outcome = readiness::run(setup, board).await;
     for entry in readiness::journal_entries(&board.view().snapshot(), &plan.plugins) {
-        record(entry);
+        journal.record(entry);
     }
     Ok(outcome.map(|_| ())?)
 }
 
 /// Resolves when etcd's supervisor gave up (etcd cannot be started at all);
 /// never without one.
-async fn supervisor_exit(supervised: Option<&mut Supervised>) -> RunError {
-    let Some((supervisor, _)) = supervised else {
+async fn supervisor_exit(supervisor: Option<&mut Supervisor>) -> RunError {
+    let Some(supervisor) = supervisor else {
         return std::future::pending().await;
     };
     match supervisor.await {
@@ -402,23 +457,4 @@ fn supervisor_detail(event: &SupervisorEvent) -> serde_json::Value {
             serde_json::json!({"event": "stopped", "status": status, "killed": killed})
         }
     }
-}
-
-/// `text` fit for a terminal and a log line: control characters escaped,
-/// at most 2000 characters.
-pub fn printable(text: &str) -> String {
-    const MAX: usize = 2000;
-    let mut out = String::with_capacity(text.len().min(MAX));
-    for (i, c) in text.chars().enumerate() {
-        if i == MAX {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }

@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::etcd_client::{Etcd, EtcdError};
 use crate::join::token::{Credential, TokenId};
+use crate::sha256::Sha256;
 
 const PREFIX: &str = "/plinth/tokens/";
 
@@ -37,8 +38,8 @@ pub struct StoredToken {
     pub id: TokenId,
     pub role: Role,
     /// Never shown: `list` prints the rest.
-    #[serde(skip_serializing_if = "String::is_empty", default)]
-    pub secret_sha256: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub secret_sha256: Option<Sha256>,
     #[serde(with = "time::serde::rfc3339")]
     pub created: OffsetDateTime,
     /// `None`: never expires (`--ttl 0`).
@@ -54,7 +55,7 @@ impl StoredToken {
     /// The same token without the hash of its secret, for listing.
     pub fn public(&self) -> Self {
         Self {
-            secret_sha256: String::new(),
+            secret_sha256: None,
             ..self.clone()
         }
     }
@@ -103,7 +104,7 @@ impl TokenStore {
         let stored = StoredToken {
             id: credential.id().clone(),
             role,
-            secret_sha256: credential.secret_sha256(),
+            secret_sha256: Some(credential.secret_sha256()),
             created: now,
             expires: ttl.map(|ttl| now + ttl),
         };
@@ -145,7 +146,10 @@ impl TokenStore {
             serde_json::from_slice(&value).map_err(|e| self.etcd.bad_value(&key, e.to_string()))?;
         let presented = credential.secret_sha256();
         Ok(
-            if !constant_time_eq(presented.as_bytes(), stored.secret_sha256.as_bytes()) {
+            if !stored
+                .secret_sha256
+                .is_some_and(|stored| constant_time_eq(presented.as_bytes(), stored.as_bytes()))
+            {
                 Err(Refusal::WrongSecret)
             } else if stored.expired(now) {
                 Err(Refusal::Expired)

@@ -80,7 +80,7 @@ impl State {
     }
 
     /// The reason given, as received: not yet fit for a terminal (see
-    /// `render::one_line`).
+    /// `terminal::clipped`).
     pub fn reason(&self) -> Option<&str> {
         match self {
             Self::Waiting(reason) => Some(reason),

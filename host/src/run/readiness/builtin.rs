@@ -16,7 +16,7 @@ use url::Url;
 
 use super::board::{CheckHandle, State};
 use super::probe::Prober;
-use crate::hooks::readiness::ClusterFacts;
+use crate::plugin::contract::ClusterFacts;
 use crate::run::etcd_client::{Etcd, EtcdAccess, EtcdError};
 
 /// How often the built-in checks look again while not ready: k3s polls

@@ -52,8 +52,8 @@ use probe::ClientIdentity;
 use progress::Progress;
 
 use crate::error_class::ErrorClass;
-use crate::hooks::{FailurePolicy, Hook};
 use crate::journal::{Entry, Verdict};
+use crate::plugin::contract::{FailurePolicy, Hook};
 use crate::plugin::{CallFailure, PluginSet, parse_probe_url};
 use crate::run::etcd_client::EtcdAccess;
 
@@ -218,7 +218,7 @@ async fn watch_until_concluded(board: &Board, timeout: Duration) -> Result<Table
         if let Some((id, failure)) = table.first_failure() {
             board.conclude(Phase::GaveUp);
             progress.finish(&table);
-            let reason = render::one_line(&failure.reason, render::MAX_SHOWN_REASON);
+            let reason = crate::terminal::clipped(&failure.reason, render::MAX_SHOWN_REASON);
             return Err(match failure.cause {
                 FailureCause::Verdict => ReadinessError::CheckFailed {
                     check: id.to_string(),
@@ -253,7 +253,12 @@ fn timed_out(table: &Table, timeout: Duration) -> ReadinessError {
             let reason = check
                 .state
                 .reason()
-                .map(|r| format!(": {}", render::one_line(r, render::MAX_SHOWN_REASON)))
+                .map(|r| {
+                    format!(
+                        ": {}",
+                        crate::terminal::clipped(r, render::MAX_SHOWN_REASON)
+                    )
+                })
                 .unwrap_or_default();
             format!("{} {}{reason}", check.id, check.state.word())
         })
@@ -280,7 +285,7 @@ impl PlannedCheck {
     fn id(&self) -> CheckId {
         match self {
             Self::Probed(plan) => CheckId::Plugin {
-                plugin: Arc::from(plan.lane.plugin().name.as_str()),
+                plugin: Arc::from(plan.lane.plugin().name()),
                 check: plan.name.clone(),
             },
             Self::Unknown { plugin, .. } => CheckId::PluginWithoutChecks {
@@ -304,7 +309,7 @@ async fn plugin_checks(
         .all()
         .iter()
         .enumerate()
-        .filter(|(_, plugin)| plugin.hooks.contains(&Hook::Readiness))
+        .filter(|(_, plugin)| plugin.hooks().contains(&Hook::Readiness))
         .map(|(index, _)| Lane::new(Arc::clone(&setup.plugins), index, Arc::clone(&in_flight)))
         .collect();
     let mut asked = JoinSet::new();
@@ -322,37 +327,32 @@ async fn plugin_checks(
             Ok(checks) => checks,
             Err(failure) if plugin.failure_policy() == FailurePolicy::Ignore => {
                 planned.push(PlannedCheck::Unknown {
-                    plugin: Arc::from(plugin.name.as_str()),
+                    plugin: Arc::from(plugin.name()),
                     failure,
                 });
                 continue;
             }
             Err(failure) => {
                 return Err(ReadinessError::PluginFailed {
-                    plugin: plugin.name.clone(),
+                    plugin: plugin.name().to_owned(),
                     what: "checks".to_owned(),
                     reason: failure.to_string(),
                 });
             }
         };
         let identity = plugin
-            .manifest
-            .client_certificate
+            .client_certificate()
             .map(|cert| {
                 ClientIdentity::read(&setup.pki_dir, cert.name()).map_err(|source| {
                     ReadinessError::ClientCertificate {
-                        manifest: plugin.path.with_extension("toml"),
+                        manifest: plugin.manifest_path(),
                         certificate: cert.name(),
                         source,
                     }
                 })
             })
             .transpose()?;
-        let prober = Arc::new(Prober::new(
-            trust,
-            identity,
-            plugin.manifest.probe_timeout(),
-        )?);
+        let prober = Arc::new(Prober::new(trust, identity, plugin.probe_timeout())?);
         for check in checks {
             let url = check
                 .url
@@ -378,17 +378,17 @@ fn allowed_url(
     text: &str,
 ) -> Result<Url, ReadinessError> {
     let refused = || ReadinessError::UrlNotAllowed {
-        plugin: plugin.name.clone(),
+        plugin: plugin.name().to_owned(),
         check: check.to_owned(),
-        url: render::one_line(text, 256),
-        manifest: plugin.path.with_extension("toml"),
+        url: crate::terminal::clipped(text, 256),
+        manifest: plugin.manifest_path(),
     };
     let url = parse_probe_url(text).map_err(|why| ReadinessError::PluginFailed {
-        plugin: plugin.name.clone(),
+        plugin: plugin.name().to_owned(),
         what: format!("check {check}"),
         reason: why,
     })?;
-    if plugin.manifest.allow_urls.permits(&url) {
+    if plugin.allow_urls().permits(&url) {
         Ok(url)
     } else {
         Err(refused())
@@ -412,19 +412,19 @@ pub fn journal_entries(table: &Table, plugins: &PluginSet) -> Vec<Entry> {
                 State::Failed(failure) if failure.cause == FailureCause::Verdict => Verdict::Denied,
                 _ => Verdict::Failed,
             };
-            let mut entry = Entry::new("readiness", participant, verdict)
+            let mut entry = Entry::new(crate::phase::Phase::Readiness, participant, verdict)
                 .took(check.took.or(elapsed).unwrap_or_default())
                 .detail(serde_json::json!({
                     "check": check.id.to_string(),
                     "state": check.state.word(),
-                    "reason": check.state.reason().map(|r| render::one_line(r, render::MAX_SHOWN_REASON)),
+                    "reason": check.state.reason().map(|r| crate::terminal::clipped(r, render::MAX_SHOWN_REASON)),
                     "probes": check.probes,
                 }));
             entry.sha256 = check
                 .id
                 .plugin()
-                .and_then(|name| plugins.all().iter().find(|p| p.name == name))
-                .map(|plugin| plugin.sha256.clone());
+                .and_then(|name| plugins.all().iter().find(|p| p.name() == name))
+                .map(|plugin| plugin.sha256());
             entry
         })
         .collect()

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 
 use sd_notify::NotifyState;
 
-use super::render::one_line;
+use crate::terminal::clipped;
 
 /// Longest `STATUS=` text sent; systemd shows it in one line of
 /// `systemctl status`.
@@ -48,7 +48,7 @@ impl Notifier {
 
     /// `STATUS=<status>`, if it differs from the last one.
     pub fn status(&mut self, status: &str) {
-        let status = one_line(status, MAX_STATUS_CHARS);
+        let status = clipped(status, MAX_STATUS_CHARS);
         if self.last_status.as_deref() != Some(status.as_str()) {
             self.send(Message::Status(status.clone()));
             self.last_status = Some(status);
@@ -57,7 +57,7 @@ impl Notifier {
 
     /// `READY=1`, with a last `STATUS=`.
     pub fn ready(&mut self, status: &str) {
-        self.send(Message::Ready(one_line(status, MAX_STATUS_CHARS)));
+        self.send(Message::Ready(clipped(status, MAX_STATUS_CHARS)));
     }
 
     fn send(&self, message: Message) {

@@ -17,10 +17,8 @@ use url::Url;
 use super::board::{CheckHandle, Failure, FailureCause, State};
 use super::kernel_modules::KernelModules;
 use super::probe::{Prober, Seen};
-use crate::hooks::FailurePolicy;
-use crate::hooks::readiness::{
-    self, ClusterFacts, MIN_INTERVAL, Observation, PluginCheck, ProbeResult,
-};
+use crate::hooks::readiness::{self, MIN_INTERVAL, PluginCheck};
+use crate::plugin::contract::{ClusterFacts, FailurePolicy, Observation, ProbeResult};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
 /// Plugin calls in flight at once, all plugins together: well inside the
@@ -138,7 +136,7 @@ impl PluginCheckTask {
                 }),
                 Err(failure) if policy == FailurePolicy::Ignore => {
                     tracing::warn!(
-                        plugin = lane.plugin().name,
+                        plugin = lane.plugin().name(),
                         check = name,
                         "evaluate {failure}; failure-policy ignore: not ready"
                     );

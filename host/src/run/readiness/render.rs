@@ -3,9 +3,10 @@
 //! the terminal and the log.
 //!
 //! Reasons come from plugins and from servers' error messages, so they are
-//! hostile text: every rendering passes them through [`one_line`], which
-//! escapes control characters (no terminal escape sequence, no newline that
-//! could add a `READY=1` to an sd_notify datagram) and bounds the length.
+//! hostile text: every rendering passes them through
+//! [`clipped`](crate::terminal::clipped), which escapes control characters
+//! (no terminal escape sequence, no newline that could add a `READY=1` to an
+//! sd_notify datagram) and bounds the length.
 
 use std::fmt::Write;
 use std::time::Duration;
@@ -13,38 +14,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::board::{CheckStatus, Phase, State, Table};
+use crate::terminal::clipped;
 
 /// Longest reason shown anywhere, in characters.
 pub const MAX_SHOWN_REASON: usize = 200;
 
-/// `text` on one line: control characters escaped (`\n`, `\u{1b}`, ...),
-/// cut at `max` characters with `…`.
-pub fn one_line(text: &str, max: usize) -> String {
-    let mut shown = String::with_capacity(text.len().min(max * 2));
-    for (count, c) in text.chars().enumerate() {
-        if count == max {
-            shown.push('…');
-            break;
-        }
-        if c.is_control() || is_invisible_format(c) {
-            shown.extend(c.escape_default());
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
-}
-
-/// Unicode format characters that reorder or hide text on a terminal
-/// (bidirectional overrides, zero-width joiners and the like).
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
-}
-
 /// A check as `state[: reason]`, reason made safe.
 fn state_text(state: &State) -> String {
     match state.reason() {
-        Some(reason) => format!("{}: {}", state.word(), one_line(reason, MAX_SHOWN_REASON)),
+        Some(reason) => format!("{}: {}", state.word(), clipped(reason, MAX_SHOWN_REASON)),
         None => state.word().to_owned(),
     }
 }
@@ -122,7 +100,7 @@ impl Report {
                     reason: check
                         .state
                         .reason()
-                        .map(|reason| one_line(reason, MAX_SHOWN_REASON)),
+                        .map(|reason| clipped(reason, MAX_SHOWN_REASON)),
                     probes: check.probes,
                     took_ms: check.took.map(millis),
                 })
@@ -275,7 +253,6 @@ mod tests {
             assert!(!text.contains('\u{1b}') && !text.contains('\r'), "{text:?}");
             assert!(!text.contains('\u{202e}'), "{text:?}");
         }
-        assert_eq!(one_line(&"é".repeat(300), 5), "ééééé…");
     }
 
     #[test]

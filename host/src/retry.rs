@@ -13,14 +13,14 @@ use rand::Rng;
 use tokio::time::Instant;
 
 #[derive(Clone, Debug)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     next: Duration,
     cap: Duration,
     deadline: Instant,
 }
 
 impl Backoff {
-    pub fn new(initial: Duration, cap: Duration, deadline: Instant) -> Self {
+    pub(crate) fn new(initial: Duration, cap: Duration, deadline: Instant) -> Self {
         Self {
             next: initial.min(cap),
             cap,
@@ -30,7 +30,7 @@ impl Backoff {
 
     /// The delay to wait before the next attempt, or `None` when that
     /// attempt would start past the deadline.
-    pub fn next_delay(&mut self) -> Option<Duration> {
+    pub(crate) fn next_delay(&mut self) -> Option<Duration> {
         let ceiling = self.next;
         self.next = (self.next * 2).min(self.cap);
         let half = ceiling / 2;
@@ -39,7 +39,7 @@ impl Backoff {
     }
 
     /// Sleep for the next delay; `false` when the deadline is reached.
-    pub async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         match self.next_delay() {
             Some(delay) => {
                 tokio::time::sleep(delay).await;
@@ -47,10 +47,6 @@ impl Backoff {
             }
             None => false,
         }
-    }
-
-    pub fn deadline(&self) -> Instant {
-        self.deadline
     }
 }
 
