@@ -32,7 +32,11 @@ fn seed() -> &'static Seed {
         // Seeds of earlier runs (a static is never dropped) are removed here.
         if let Ok(entries) = std::fs::read_dir(tmp) {
             for entry in entries.flatten() {
-                if entry.file_name().to_string_lossy().starts_with("python-seed-") {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("python-seed-")
+                {
                     let _ = std::fs::remove_dir_all(entry.path());
                 }
             }
@@ -81,7 +85,7 @@ fn run_example(settings: &str) -> (tempfile::TempDir, Run) {
 
 #[test]
 fn the_python_example_passes_tag_only_images_when_allowed_and_loads_from_the_cache_the_second_time()
- {
+{
     let seed = seed();
     for run in &seed.runs {
         run.expect_code(0);

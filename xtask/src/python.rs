@@ -84,10 +84,14 @@ fn build(componentize_py: &Path, guest: &PythonGuest) -> Result<PathBuf> {
     let output = guests::wasm_path(guest.name);
     let contract = root().join("wit/plinth.wit");
     let own_worlds = wit_files(&source)?;
-    let inputs: Vec<PathBuf> = [source.join("app.py"), contract.clone(), componentize_py.to_owned()]
-        .into_iter()
-        .chain(own_worlds.iter().cloned())
-        .collect();
+    let inputs: Vec<PathBuf> = [
+        source.join("app.py"),
+        contract.clone(),
+        componentize_py.to_owned(),
+    ]
+    .into_iter()
+    .chain(own_worlds.iter().cloned())
+    .collect();
     if newer_than_all(&output, &inputs)? {
         return Ok(output);
     }

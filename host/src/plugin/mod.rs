@@ -13,6 +13,7 @@ mod contract;
 mod engine;
 mod manifest;
 mod sandbox;
+pub mod signature;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
