@@ -43,6 +43,8 @@ pub enum Error {
     Stage(#[from] crate::stage::StageError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Scaffold(#[from] crate::scaffold::ScaffoldError),
     #[error(
         "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
     )]
@@ -64,6 +66,8 @@ impl Error {
             Error::Hook(error) => error.exit_code(),
             Error::Pki(error) => pki_exit_code(error),
             Error::Stage(crate::stage::StageError::Busy { .. }) => ExitCode::Usage,
+            Error::Scaffold(crate::scaffold::ScaffoldError::Io { .. }) => ExitCode::Internal,
+            Error::Scaffold(_) => ExitCode::Usage,
             Error::Stage(_) | Error::Journal(_) | Error::DataDir { .. } => ExitCode::Internal,
         }
     }

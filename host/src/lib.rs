@@ -16,6 +16,7 @@ pub mod node;
 pub mod pki;
 pub mod plugin;
 pub mod report;
+pub mod scaffold;
 pub mod stage;
 
 pub use error::{Error, ExitCode};

@@ -9,10 +9,11 @@ use clap::Parser;
 use time::OffsetDateTime;
 
 use plinth::cli::{
-    AirgapCommand, Cli, Command, ControllerArgs, Output, PkiCommand, PluginsCommand,
+    AirgapCommand, Cli, Command, ControllerArgs, Language, Output, PkiCommand, PluginsCommand,
 };
 use plinth::controller::{self, InitOptions};
 use plinth::images::{self, Catalog, Selection};
+use plinth::scaffold;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -60,6 +61,20 @@ fn run(command: Command) -> anyhow::Result<plinth::ExitCode> {
         }
         Command::Plugins(PluginsCommand::Plan { dir, output }) => {
             print(&plinth::report::plan(&dir)?, output)
+        }
+        Command::Plugins(PluginsCommand::New {
+            name,
+            hook,
+            lang,
+            dir,
+        }) => {
+            let language = match lang {
+                Language::Rust => scaffold::Language::Rust,
+                Language::Python => scaffold::Language::Python,
+            };
+            let project = scaffold::new_project(&name, hook, language, dir.as_deref())
+                .map_err(plinth::Error::from)?;
+            emit(&project.to_string())
         }
         Command::Pki(PkiCommand::CheckExpiration { data_dir, output }) => {
             let report = plinth::pki::check_expiration(&data_dir, OffsetDateTime::now_utc())

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::hooks::Hook;
+
 /// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
 /// policy plugins.
 ///
@@ -74,6 +76,26 @@ pub enum PluginsCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Write a ready-to-build plugin project for one hook: the code, the
+    /// contract (wit/), a manifest and a README with the build command.
+    New {
+        /// The plugin's name: lowercase letters, digits and `-`.
+        name: String,
+        /// pre-init, join-decision, post-pki, image-resolve or readiness.
+        #[arg(long)]
+        hook: Hook,
+        #[arg(long, value_enum, default_value_t = Language::Rust)]
+        lang: Language,
+        /// Where to write the project (default: ./NAME); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Language {
+    Rust,
+    Python,
 }
 
 #[derive(Debug, Subcommand)]
