@@ -15,6 +15,7 @@ const WORKSPACE_GUESTS: &[&str] = &[
     "scripted",
     "other-contract",
     "rewrite",
+    "image-policy-rust",
 ];
 /// Guests with a workspace of their own, as a vendor's would be.
 const EXAMPLE_GUESTS: &[&str] = &["examples/join-guard"];
