@@ -18,10 +18,17 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use plinth::Sha256;
+use plinth::data_dir::DataDir;
 use plinth::hooks::Participant;
-use plinth::hooks::image_resolve::{self, Image, ImageResolver, Origin, PullPolicy};
+use plinth::hooks::image_resolve::{self, ImageResolver};
 use plinth::journal::Journal;
+use plinth::plugin::contract::{Image, Origin, PullPolicy};
 use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime};
+
+/// The binary's allocator, so the figures are the binary's (see main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// `package` installed in `dir` as `stem.wasm` with `settings`.
 fn install(dir: &Path, stem: &str, package: &str, settings: &str) -> PathBuf {
@@ -75,12 +82,12 @@ fn hook_call(c: &mut Criterion) {
             ("on_demand", Allocation::OnDemand),
         ] {
             let runtime = Runtime::with_allocation(allocation).unwrap();
-            let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), wasm).unwrap();
+            let plugin = Plugin::load(&runtime, &Cache::disabled(runtime.engine()), wasm).unwrap();
             for count in [10, 1000] {
                 let input = images(count);
                 let id = BenchmarkId::new(format!("{guest}_{allocation_name}"), count);
                 group.bench_with_input(id, &input, |b, input| {
-                    b.iter(|| plugin.resolve(black_box(input)).unwrap().unwrap())
+                    b.iter(|| plugin.image_resolve(black_box(input)).unwrap().unwrap())
                 });
             }
         }
@@ -99,14 +106,15 @@ fn plugin_load(c: &mut Criterion) {
     let wasm = std::fs::read(&wasm_path).unwrap();
     let runtime = Runtime::new().unwrap();
     let engine = runtime.engine();
-    let sha256 = "0".repeat(64);
+    let sha256 = Sha256::of(&wasm);
     let mut group = c.benchmark_group("plugin_load");
     group.sample_size(20);
-    let uncached = Cache::new(None, engine);
+    let uncached = Cache::disabled(engine);
     group.bench_function("compile", |b| {
         b.iter(|| uncached.load(engine, &wasm, &sha256, &wasm_path).unwrap())
     });
-    let cache = Cache::new(Some(dir.path().join("cache")), engine);
+    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
+    let cache = Cache::in_data_dir(&data_dir, engine);
     cache.load(engine, &wasm, &sha256, &wasm_path).unwrap();
     group.sample_size(100);
     group.bench_function("cached", |b| {
@@ -137,7 +145,7 @@ impl ImageResolver for ThousandImages {
 fn image_resolve_chain(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let runtime = Runtime::new().unwrap();
-    let cache = Cache::new(None, runtime.engine());
+    let cache = Cache::disabled(runtime.engine());
     let mirror = install(
         dir.path(),
         "20-mirror",
@@ -165,18 +173,17 @@ fn image_resolve_chain(c: &mut Criterion) {
     let builtin = ThousandImages(images(1000));
     let mut group = c.benchmark_group("image_resolve_chain");
     group.bench_function("builtin_only", |b| {
-        b.iter(|| image_resolve::run_resolvers(&[&builtin], &mut Journal::in_memory()).unwrap())
+        b.iter(|| image_resolve::run_resolvers(&[&builtin], &Journal::discard()).unwrap())
     });
     group.bench_function("two_rewrite_guests", |b| {
         b.iter(|| {
-            image_resolve::run_resolvers(&[&builtin, &rewrite, &rewrite], &mut Journal::in_memory())
+            image_resolve::run_resolvers(&[&builtin, &rewrite, &rewrite], &Journal::discard())
                 .unwrap()
         })
     });
     group.bench_function("two_plugins", |b| {
         b.iter(|| {
-            image_resolve::run_resolvers(&[&builtin, &mirror, &pin], &mut Journal::in_memory())
-                .unwrap()
+            image_resolve::run_resolvers(&[&builtin, &mirror, &pin], &Journal::discard()).unwrap()
         })
     });
     group.finish();

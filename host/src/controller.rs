@@ -7,24 +7,29 @@
 //! ```text
 //! config ─► plugins ─► pre-init ─► join-decision ─► pki ─► post-pki ─► image-resolve ─► commit
 //! ```
+//!
+//! The data dir is locked after the configuration is read and before
+//! anything is opened in it, so a second Plinth on the same data dir is
+//! refused before it writes a byte, its journal line included.
 
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use time::OffsetDateTime;
 
-use crate::config::{self, Config, Storage};
-use crate::error::{Error, ExitCode};
-use crate::hooks::image_resolve::{self, CatalogDefaults, Image};
-use crate::hooks::join_decision::{self, JoinAction, Proposal};
-use crate::hooks::{Attributed, post_pki, pre_init};
+use crate::config::Config;
+use crate::data_dir::DataDir;
+use crate::error::Error;
+use crate::hooks::image_resolve::{self, CatalogDefaults};
+use crate::hooks::{Attributed, join_decision, post_pki, pre_init};
 use crate::images::{self, Catalog, Selection};
 use crate::join::{self, JoinToken};
-use crate::journal::{Entry, Journal, Verdict};
+use crate::journal::{Entry, Journal};
 use crate::node::NodeFacts;
-use crate::pki::{self, Decision, EtcdMode, PkiSpec};
-use crate::plugin::{self, Cache, LoadKind, PluginSet, Runtime};
+use crate::phase::{Phase, PhaseTiming, Summarize};
+use crate::pki::{self, Decision};
+use crate::plugin::PluginSet;
+use crate::plugin::contract::{Image, Proposal};
 use crate::stage::Stage;
 
 /// What `plinth controller --init-only` was asked to do.
@@ -36,69 +41,254 @@ pub struct InitOptions {
     pub token_file: Option<PathBuf>,
     /// The image catalog to resolve against; [`Catalog::builtin`] in the CLI.
     pub catalog: Catalog,
+    /// The machine being bootstrapped; [`NodeFacts::discover`] in the CLI.
+    pub node: NodeFacts,
     /// The time certificates are judged and issued at.
     pub now: OffsetDateTime,
 }
 
-/// What a finished bootstrap did, for the operator.
-#[derive(Debug)]
+/// A finished bootstrap: what it did, for the operator, and what run mode
+/// carries on with. It holds the data dir's lock for as long as it lives.
 pub struct Bootstrap {
-    pub phases: Vec<PhaseTiming>,
-    pub join: Proposal,
-    pub pki: Vec<Decision>,
-    pub images: Vec<Image>,
+    data_dir: DataDir,
+    journal: Journal,
+    config: Config,
+    plugins: PluginSet,
+    phases: Vec<PhaseTiming>,
+    join: Proposal,
+    pki: Vec<Decision>,
+    images: Vec<Image>,
+    notes: Vec<Attributed>,
+}
+
+impl Bootstrap {
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The configuration in force, pre-init patches applied.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn plugins(&self) -> &PluginSet {
+        &self.plugins
+    }
+
+    /// Each phase in order, with how long it took and what it did.
+    pub fn phases(&self) -> &[PhaseTiming] {
+        &self.phases
+    }
+
+    pub fn join(&self) -> &Proposal {
+        &self.join
+    }
+
+    pub fn pki(&self) -> &[Decision] {
+        &self.pki
+    }
+
+    pub fn images(&self) -> &[Image] {
+        &self.images
+    }
+
     /// Findings that did not deny (warnings, information).
-    pub notes: Vec<Attributed>,
-    pub plugins: Vec<String>,
+    pub fn notes(&self) -> &[Attributed] {
+        &self.notes
+    }
 }
 
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct PhaseTiming {
-    pub phase: &'static str,
-    pub took: Duration,
-    pub summary: String,
-}
-
-/// A join the local state cannot support.
-#[derive(Debug, thiserror::Error)]
-pub enum JoinPrerequisite {
-    #[error(
-        "joining the cluster at {api} needs its CA in {path}: this build has no join API client, so copy the cluster's CAs (pki/ca.*, pki/front-proxy-ca.*, pki/etcd/ca.*) there first, as with kubeadm's manual certificate distribution"
-    )]
-    ClusterCaMissing { api: String, path: PathBuf },
-    #[error(
-        "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
-    )]
-    ClusterCaMismatch {
-        path: PathBuf,
-        pinned: String,
-        actual: String,
-    },
-}
-
-impl JoinPrerequisite {
-    pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Self::ClusterCaMissing { .. } => ExitCode::Unreachable,
-            Self::ClusterCaMismatch { .. } => ExitCode::Usage,
+/// `plinth controller --init-only`: every phase up to commit.
+pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
+    let mut phases = Phases::default();
+    let config = phases.run(Phase::Config, || {
+        configure(
+            options.config_file.as_deref(),
+            &options.node,
+            &options.catalog,
+        )
+    })?;
+    let token = options
+        .token_file
+        .as_deref()
+        .map(JoinToken::read)
+        .transpose()?;
+    let data_dir = DataDir::lock(&options.data_dir)?;
+    let journal = Journal::open(&data_dir)?;
+    match after_lock(options, &data_dir, &journal, config, token, &mut phases) {
+        Ok(done) => Ok(Bootstrap {
+            data_dir,
+            journal,
+            config: done.config,
+            plugins: done.plugins,
+            phases: phases.0,
+            join: done.join,
+            pki: done.pki,
+            images: done.images,
+            notes: done.notes,
+        }),
+        Err(error) => {
+            // The last line of the journal says why the bootstrap stopped, so
+            // the journal alone explains a failed run.
+            journal.record(Entry::failure(error.one_line()))?;
+            journal.sync()?;
+            Err(error)
         }
     }
 }
 
+/// What the phases after the lock produced.
+struct Done {
+    config: Config,
+    plugins: PluginSet,
+    join: Proposal,
+    pki: Vec<Decision>,
+    images: Vec<Image>,
+    notes: Vec<Attributed>,
+}
+
+fn after_lock(
+    options: &InitOptions,
+    data_dir: &DataDir,
+    journal: &Journal,
+    config: Config,
+    token: Option<JoinToken>,
+    phases: &mut Phases,
+) -> Result<Done, Error> {
+    let node = &options.node;
+    // Recover from a crash of an earlier run before anything else is read.
+    let mut stage = Stage::open(data_dir)?;
+    let plugins = phases.run(Phase::Plugins, || {
+        PluginSet::open(options.plugins_dir.as_deref(), Some(data_dir))
+    })?;
+    journal.record_all(plugins.load_entries())?;
+    let pre_init = phases.run(Phase::PreInit, || {
+        pre_init::run(config, node, Some(data_dir), &plugins, journal)
+    })?;
+    let config = pre_init.value;
+    let join = phases.run(Phase::JoinDecision, || {
+        let facts = join::facts(data_dir, &config, token.as_ref(), node);
+        join_decision::run(&facts, &plugins, journal)
+    })?;
+    join::check_prerequisites(&join, token.as_ref(), data_dir)?;
+
+    let staged = stage_phases(options, &config, &plugins, journal, phases, &mut stage);
+    let staged = match staged {
+        Ok(staged) => staged,
+        Err(error) => {
+            stage.abandon();
+            return Err(error);
+        }
+    };
+    let published = phases.run(Phase::Commit, || stage.commit())?;
+    journal.record(published.journal_entry())?;
+    journal.sync()?;
+    Ok(Done {
+        config,
+        plugins,
+        join,
+        pki: staged.pki,
+        images: staged.images,
+        notes: pre_init.notes.into_iter().chain(staged.notes).collect(),
+    })
+}
+
+/// What the phases that write into the stage produced.
+struct Staged {
+    pki: Vec<Decision>,
+    images: Vec<Image>,
+    notes: Vec<Attributed>,
+}
+
+/// The phases that write into the stage.
+fn stage_phases(
+    options: &InitOptions,
+    config: &Config,
+    plugins: &PluginSet,
+    journal: &Journal,
+    phases: &mut Phases,
+    stage: &mut Stage<'_>,
+) -> Result<Staged, Error> {
+    let pki = phases.run(Phase::Pki, || {
+        pki::stage_pki(&config.pki_spec(&options.node), stage, options.now)
+    })?;
+    journal.record_all(pki.journal_entries())?;
+    let audit = phases.run(Phase::PostPki, || {
+        post_pki::run(&pki.certificates, options.now, plugins, journal)
+    })?;
+    let images = phases.run(Phase::ImageResolve, || {
+        let builtin = CatalogDefaults {
+            catalog: &options.catalog,
+            config,
+            selection: Selection::Active,
+        };
+        image_resolve::run(&builtin, plugins, journal)
+    })?;
+    journal.record(images::lock_entry(&images.value))?;
+    config.stage_persisted(stage)?;
+    images::stage_lock(stage, &images.value)?;
+    Ok(Staged {
+        pki: pki.decisions,
+        images: images.value,
+        notes: audit.notes.into_iter().chain(images.notes).collect(),
+    })
+}
+
+/// `plinth airgap list-images`: the images this configuration and these
+/// plugins resolve to, after the same config, plugins and pre-init phases
+/// as a bootstrap, without touching any data dir.
+pub fn list_images(
+    catalog: &Catalog,
+    config_file: Option<&Path>,
+    plugins_dir: Option<&Path>,
+    node: &NodeFacts,
+    selection: Selection,
+) -> Result<Vec<Image>, Error> {
+    let config = configure(config_file, node, catalog)?;
+    let plugins = PluginSet::open(plugins_dir, None)?;
+    let journal = Journal::discard();
+    let config = pre_init::run(config, node, None, &plugins, &journal)?.value;
+    let builtin = CatalogDefaults {
+        catalog,
+        config: &config,
+        selection,
+    };
+    Ok(image_resolve::run(&builtin, &plugins, &journal)?.value)
+}
+
+/// The config phase: the file (or the embedded default), with its image
+/// overrides checked against the catalog so a typo stops the run at once.
+fn configure(file: Option<&Path>, node: &NodeFacts, catalog: &Catalog) -> Result<Config, Error> {
+    let config = Config::load(file, node)?;
+    images::check_overrides(catalog, &config)?;
+    Ok(config)
+}
+
+/// The timings of the phases run so far.
+#[derive(Default)]
 struct Phases(Vec<PhaseTiming>);
 
 impl Phases {
-    /// Run one phase, logging its start and how long it took.
-    fn run<T, E>(
+    /// Run one phase, logging its start, how long it took and what it did.
+    fn run<T: Summarize, E: Into<Error>>(
         &mut self,
-        phase: &'static str,
-        body: impl FnOnce() -> Result<(T, String), E>,
-    ) -> Result<T, E> {
-        tracing::info!(phase, "starting");
+        phase: Phase,
+        body: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, Error> {
+        tracing::info!(phase = phase.as_str(), "starting");
         let started = Instant::now();
-        let (value, summary) = body()?;
+        let value = body().map_err(Into::into)?;
         let took = started.elapsed();
-        tracing::info!(phase, took_ms = took.as_secs_f64() * 1e3, "{summary}");
+        let summary = value.summary();
+        tracing::info!(
+            phase = phase.as_str(),
+            took_ms = took.as_secs_f64() * 1e3,
+            "{summary}"
+        );
         self.0.push(PhaseTiming {
             phase,
             took,
@@ -106,301 +296,4 @@ impl Phases {
         });
         Ok(value)
     }
-}
-
-/// `plinth controller --init-only`: every phase up to commit.
-pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
-    let mut phases = Phases(Vec::new());
-    let data_dir = &options.data_dir;
-    let node = NodeFacts::discover();
-
-    let config = phases.run("config", || {
-        let config = Config::load(options.config_file.as_deref(), &node)?;
-        images::check_overrides(&options.catalog, &config)?;
-        Ok::<_, Error>((
-            config.clone(),
-            format!("{} ({})", config.effective.name, config.origin),
-        ))
-    })?;
-    let token = options
-        .token_file
-        .as_deref()
-        .map(JoinToken::read)
-        .transpose()?;
-    prepare_data_dir(data_dir)?;
-    let mut journal = Journal::open(data_dir)?;
-    let outcome = run_from_plugins(options, &node, config, token, &mut journal, phases);
-    if let Err(error) = &outcome {
-        // The last line of the journal says why the bootstrap stopped, so
-        // the journal alone explains a failed run.
-        let mut entry = Entry::new("bootstrap", "plinth", Verdict::Failed);
-        entry.trap = Some(error.to_string());
-        journal.record(entry)?;
-        journal.sync()?;
-    }
-    outcome
-}
-
-/// Everything after the journal is open.
-fn run_from_plugins(
-    options: &InitOptions,
-    node: &NodeFacts,
-    config: Config,
-    token: Option<JoinToken>,
-    journal: &mut Journal,
-    mut phases: Phases,
-) -> Result<Bootstrap, Error> {
-    let data_dir = &options.data_dir;
-    // Recover from a crash of an earlier run before anything else is read.
-    let stage = Stage::open(data_dir)?;
-
-    let plugins = phases.run("plugins", || {
-        let plugins = load_plugins(options.plugins_dir.as_deref(), Some(data_dir))?;
-        let cached = plugins
-            .all()
-            .iter()
-            .filter(|p| matches!(p.load, LoadKind::Cached { .. }))
-            .count();
-        let summary = format!(
-            "{} plugin(s) loaded, {cached} from the compiled cache",
-            plugins.all().len()
-        );
-        Ok::<_, Error>((plugins, summary))
-    })?;
-    for plugin in plugins.all() {
-        journal.record(plugin.load_entry())?;
-    }
-
-    let (config, mut notes) = phases.run("pre-init", || {
-        let (config, notes) = pre_init::run(config, node, data_dir, &plugins, journal)?;
-        Ok::<_, Error>(((config, notes), "configuration accepted".to_owned()))
-    })?;
-
-    let join = phases.run("join-decision", || {
-        let facts = join::facts(data_dir, &config, token.as_ref(), node);
-        let proposal = join_decision::run(&facts, &plugins, journal)?;
-        let summary = format!(
-            "{}: {}",
-            join_decision::action_name(proposal.action),
-            proposal.reason
-        );
-        Ok::<_, Error>((proposal, summary))
-    })?;
-    if join.action == JoinAction::JoinCluster
-        && let Some(token) = &token
-    {
-        check_cluster_ca(data_dir, token)?;
-    }
-
-    let staged = stage_everything(
-        options,
-        &config,
-        node,
-        &plugins,
-        journal,
-        &mut phases,
-        stage,
-    );
-    let (stage, pki, images, more_notes) = staged?;
-    notes.extend(more_notes);
-
-    phases.run("commit", || {
-        let staged = stage.staged().count();
-        stage.commit()?;
-        Ok::<_, Error>(((), format!("{staged} file(s) published")))
-    })?;
-    journal.record(Entry::new("commit", "builtin:stage", Verdict::Event))?;
-    journal.sync()?;
-    Ok(Bootstrap {
-        phases: phases.0,
-        join,
-        pki,
-        images,
-        notes,
-        plugins: plugins.all().iter().map(|p| p.name.clone()).collect(),
-    })
-}
-
-type Staged = (Stage, Vec<Decision>, Vec<Image>, Vec<Attributed>);
-
-/// The phases that write into the stage; on any failure the stage is
-/// discarded, so the data dir stays as it was.
-fn stage_everything(
-    options: &InitOptions,
-    config: &Config,
-    node: &NodeFacts,
-    plugins: &PluginSet,
-    journal: &mut Journal,
-    phases: &mut Phases,
-    mut stage: Stage,
-) -> Result<Staged, Error> {
-    let result = (|| {
-        let outcome = phases.run("pki", || {
-            let outcome = pki::stage_pki(&pki_spec(config, node), &mut stage, options.now)?;
-            let changed = outcome.decisions.iter().filter(|d| d.changed()).count();
-            let summary = format!(
-                "{} certificate(s), {changed} file(s) new or reissued",
-                outcome.certificates.len()
-            );
-            Ok::<_, Error>((outcome, summary))
-        })?;
-        for decision in &outcome.decisions {
-            let detail = serde_json::json!({"name": decision.name, "path": decision.path, "kind": decision.kind});
-            journal.record(Entry::new("pki", "builtin:pki", Verdict::Event).detail(detail))?;
-        }
-        let mut notes = phases.run("post-pki", || {
-            let certificates: Vec<_> = outcome.certificates.iter().map(post_pki::to_wire).collect();
-            let builtin = post_pki::ValidityCheck {
-                now: options.now.unix_timestamp(),
-            };
-            let notes = post_pki::run(&certificates, &builtin, plugins, journal)?;
-            Ok::<_, Error>((
-                notes,
-                format!("{} certificate(s) audited", certificates.len()),
-            ))
-        })?;
-        let images = phases.run("image-resolve", || {
-            let (images, image_notes) = resolve_images(&options.catalog, config, plugins, journal)?;
-            notes.extend(image_notes);
-            Ok::<_, Error>((
-                images.clone(),
-                format!("{} image(s) resolved", images.len()),
-            ))
-        })?;
-        let references: Vec<String> = images.iter().map(images::reference_of).collect();
-        let lock_entry = Entry::new("image-resolve", "builtin:lock", Verdict::Event);
-        journal.record(lock_entry.detail(serde_json::json!({ "images": references })))?;
-        stage_if_changed(
-            &mut stage,
-            config::PERSISTED_PATH,
-            config.persisted_yaml().as_bytes(),
-            0o600,
-        )?;
-        stage_if_changed(
-            &mut stage,
-            images::LOCK_PATH,
-            &images::lock_file(&images),
-            0o644,
-        )?;
-        Ok((outcome.decisions, images, notes))
-    })();
-    match result {
-        Ok((decisions, images, notes)) => Ok((stage, decisions, images, notes)),
-        Err(error) => {
-            if let Err(discard) = stage.discard() {
-                tracing::error!("could not remove the stage after a failure: {discard}");
-            }
-            Err(error)
-        }
-    }
-}
-
-/// `plinth airgap list-images`: the images this configuration and these
-/// plugins resolve to, without touching any data dir.
-pub fn list_images(
-    catalog: &Catalog,
-    config_file: Option<&Path>,
-    plugins_dir: Option<&Path>,
-    selection: Selection,
-) -> Result<Vec<Image>, Error> {
-    let node = NodeFacts::discover();
-    let config = Config::load(config_file, &node)?;
-    images::check_overrides(catalog, &config)?;
-    let plugins = load_plugins(plugins_dir, None)?;
-    let mut journal = Journal::in_memory();
-    let (config, _) = pre_init::run(config, &node, Path::new(""), &plugins, &mut journal)?;
-    let builtin = CatalogDefaults {
-        catalog,
-        config: &config,
-        selection,
-    };
-    Ok(image_resolve::run(&builtin, &plugins, &mut journal)?.value)
-}
-
-fn resolve_images(
-    catalog: &Catalog,
-    config: &Config,
-    plugins: &PluginSet,
-    journal: &mut Journal,
-) -> Result<(Vec<Image>, Vec<Attributed>), Error> {
-    let builtin = CatalogDefaults {
-        catalog,
-        config,
-        selection: Selection::Active,
-    };
-    let outcome = image_resolve::run(&builtin, plugins, journal)?;
-    Ok((outcome.value, outcome.notes))
-}
-
-/// Load the plugins of `dir`, caching compiled components under `data_dir`.
-pub fn load_plugins(dir: Option<&Path>, data_dir: Option<&Path>) -> Result<PluginSet, Error> {
-    let Some(dir) = dir else {
-        return Ok(PluginSet::empty());
-    };
-    let runtime = Runtime::new()?;
-    let cache = Cache::new(
-        data_dir.map(|d| d.join(plugin::CACHE_DIR)),
-        runtime.engine(),
-    );
-    Ok(PluginSet::load(runtime, &cache, dir)?)
-}
-
-fn pki_spec(config: &Config, node: &NodeFacts) -> PkiSpec {
-    let effective = &config.effective;
-    PkiSpec {
-        cluster_domain: effective.network.cluster_domain.clone(),
-        service_ip: effective.network.service_cidr.first_host(),
-        api_address: effective.api.address,
-        api_port: effective.api.port,
-        extra_sans: effective.api.sans.clone(),
-        node_addresses: node.addresses.clone(),
-        hostname: node.hostname.clone(),
-        etcd: match effective.storage {
-            Storage::Embedded { peer_address } => EtcdMode::Embedded { peer_address },
-            Storage::External { .. } => EtcdMode::External,
-        },
-        key_algorithm: effective.pki.key_algorithm,
-        ca_validity: effective.pki.ca_validity.as_time(),
-        cert_validity: effective.pki.cert_validity.as_time(),
-        renew_before: effective.pki.renew_before.as_time(),
-    }
-}
-
-fn check_cluster_ca(data_dir: &Path, token: &JoinToken) -> Result<(), JoinPrerequisite> {
-    let path = data_dir.join("pki/ca.crt");
-    let Some(actual) = join::token::certificate_sha256(&path) else {
-        return Err(JoinPrerequisite::ClusterCaMissing {
-            api: token.api.clone(),
-            path,
-        });
-    };
-    if actual != token.ca_sha256 {
-        return Err(JoinPrerequisite::ClusterCaMismatch {
-            path,
-            pinned: token.ca_sha256.clone(),
-            actual,
-        });
-    }
-    Ok(())
-}
-
-fn prepare_data_dir(data_dir: &Path) -> Result<(), Error> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|source| Error::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })
-}
-
-/// Stage `bytes` for `rel` unless the data dir already holds exactly them,
-/// so a re-run changes no byte and no modification time.
-fn stage_if_changed(stage: &mut Stage, rel: &str, bytes: &[u8], mode: u32) -> Result<(), Error> {
-    let current = std::fs::read(stage.data_dir().join(rel)).ok();
-    if current.as_deref() != Some(bytes) {
-        stage.write(Path::new(rel), bytes, mode)?;
-    }
-    Ok(())
 }

@@ -1,30 +1,13 @@
-//! The error of a whole command, and the documented exit codes.
+//! The error of a whole command: one variant per module that can end it.
 
-/// Process exit codes (DESIGN.md, "Exit codes").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitCode {
-    Done = 0,
-    /// A bug, or the machine refused something Plinth needs (disk, memory).
-    Internal = 1,
-    /// Bad command line, config, manifest, plugin file or plugin settings.
-    Usage = 2,
-    /// A plugin (or built-in policy) denied.
-    Denied = 3,
-    /// A plugin trapped, timed out or answered malformed, under fail-closed.
-    PluginFailed = 4,
-    /// A required component or peer is unreachable.
-    Unreachable = 5,
-}
+use crate::error_class::ErrorClass;
 
-impl From<ExitCode> for std::process::ExitCode {
-    fn from(code: ExitCode) -> Self {
-        std::process::ExitCode::from(code as u8)
-    }
-}
-
-/// Anything that can end a Plinth command.
+/// Anything that can end a Plinth command. Each variant is its module's own
+/// error, shown as it is; [`Error::class`] says what kind of failure it was.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    DataDir(#[from] crate::data_dir::DataDirError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
@@ -32,7 +15,7 @@ pub enum Error {
     #[error(transparent)]
     Token(#[from] crate::join::TokenError),
     #[error(transparent)]
-    Join(#[from] crate::controller::JoinPrerequisite),
+    Join(#[from] crate::join::JoinError),
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
     #[error(transparent)]
@@ -49,43 +32,42 @@ pub enum Error {
         "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
     )]
     RunModeUnavailable,
-    #[error("cannot prepare the data dir {path}: {source}")]
-    DataDir {
-        path: std::path::PathBuf,
-        source: std::io::Error,
-    },
 }
 
 impl Error {
-    pub fn exit_code(&self) -> ExitCode {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Config(_) | Error::Token(_) | Error::RunModeUnavailable => ExitCode::Usage,
-            Error::Images(error) => error.exit_code(),
-            Error::Join(error) => error.exit_code(),
-            Error::Plugin(error) => error.exit_code(),
-            Error::Hook(error) => error.exit_code(),
-            Error::Pki(error) => pki_exit_code(error),
-            Error::Stage(crate::stage::StageError::Busy { .. }) => ExitCode::Usage,
-            Error::Scaffold(crate::scaffold::ScaffoldError::Io { .. }) => ExitCode::Internal,
-            Error::Scaffold(_) => ExitCode::Usage,
-            Error::Stage(_) | Error::Journal(_) | Error::DataDir { .. } => ExitCode::Internal,
+            Error::DataDir(error) => error.class(),
+            Error::Config(error) => error.class(),
+            Error::Images(error) => error.class(),
+            Error::Token(error) => error.class(),
+            Error::Join(error) => error.class(),
+            Error::Plugin(error) => error.class(),
+            Error::Hook(error) => error.class(),
+            Error::Pki(error) => error.class(),
+            Error::Stage(error) => error.class(),
+            Error::Journal(error) => error.class(),
+            Error::Scaffold(error) => error.class(),
+            Error::RunModeUnavailable => ErrorClass::Invalid,
         }
+    }
+
+    /// The error and its causes on one line, as the journal records why a
+    /// run stopped.
+    pub(crate) fn one_line(&self) -> String {
+        one_line(self)
     }
 }
 
-/// A PKI the user handed over in a state Plinth will not touch is bad input;
-/// failing to read, generate or sign is not.
-fn pki_exit_code(error: &crate::pki::PkiError) -> ExitCode {
-    use crate::pki::PkiError;
-    match error {
-        PkiError::CaKeyMissing { .. }
-        | PkiError::CaCertMissing { .. }
-        | PkiError::CaKeyMismatch { .. }
-        | PkiError::NotACa { .. }
-        | PkiError::InvalidCertificate { .. }
-        | PkiError::InvalidKey { .. }
-        | PkiError::InvalidSan { .. }
-        | PkiError::InvalidSpec { .. } => ExitCode::Usage,
-        _ => ExitCode::Internal,
+/// `error` and its causes, `: `-separated, whitespace runs (the newlines of
+/// a parser's message) folded to one space: what `plinth: error:` prints.
+pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        line.push_str(": ");
+        line.push_str(&error.to_string());
+        cause = error.source();
     }
+    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -2,28 +2,27 @@
 //!
 //! [`controller`] orders the phases; each phase lives in the module named
 //! after it. The `plinth` binary (`main.rs`, `cli/`) only parses arguments
-//! and maps errors to exit codes.
+//! and maps error classes to exit codes.
 
 pub mod cli;
 pub mod config;
 pub mod controller;
+pub mod data_dir;
 mod error;
+mod error_class;
 pub mod hooks;
 pub mod images;
-pub mod join;
+pub(crate) mod join;
 pub mod journal;
 pub mod node;
+pub(crate) mod phase;
 pub mod pki;
 pub mod plugin;
 pub mod report;
 pub mod scaffold;
+mod sha256;
 pub mod stage;
 
-pub use error::{Error, ExitCode};
-
-/// mimalloc instead of the system allocator: a plugin call moves every
-/// string of its input and answer through the host's heap (4000 of them for
-/// 1000 images), and glibc's malloc made that a third of the call's cost.
-/// Set in the library so tests and benchmarks measure what the binary runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+pub use error::Error;
+pub use error_class::ErrorClass;
+pub use sha256::Sha256;

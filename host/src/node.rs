@@ -31,7 +31,7 @@ impl NodeFacts {
     }
 
     /// The address other machines should use to reach this one.
-    pub fn primary_address(&self) -> IpAddr {
+    pub(crate) fn primary_address(&self) -> IpAddr {
         self.addresses
             .first()
             .copied()

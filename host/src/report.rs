@@ -5,10 +5,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::controller::Bootstrap;
 use crate::error::Error;
-use crate::hooks::join_decision::action_name;
-use crate::hooks::{FailurePolicy, Hook};
-use crate::plugin::{CONTRACT_VERSION, Cache, Limits, LoadKind, Plugin, PluginSet, Runtime};
+use crate::hooks::builtin_of;
+use crate::plugin::contract::{CONTRACT_VERSION, FailurePolicy, Hook};
+use crate::plugin::{Cache, Limits, LoadKind, Plugin, PluginSet, Runtime};
+use crate::sha256::Sha256;
 
 /// `plinth plugins inspect FILE`.
 #[derive(Debug, Serialize)]
@@ -20,7 +22,7 @@ pub struct Inspection {
     pub contract: String,
     pub exported_hooks: Vec<Hook>,
     pub served_hooks: Vec<Hook>,
-    pub sha256: String,
+    pub sha256: Sha256,
     pub size_bytes: u64,
     /// Time to compile the component (inspect never uses the cache).
     pub compile_ms: f64,
@@ -28,20 +30,21 @@ pub struct Inspection {
 
 pub fn inspect(file: &Path) -> Result<Inspection, Error> {
     let runtime = Runtime::new()?;
-    let plugin = Plugin::load(&runtime, &Cache::new(None, runtime.engine()), file)?;
-    let LoadKind::Compiled { micros } = plugin.load else {
+    let plugin = Plugin::load(&runtime, &Cache::disabled(runtime.engine()), file)?;
+    let LoadKind::Compiled { micros } = plugin.load_kind() else {
         unreachable!("no cache was given")
     };
+    let metadata = plugin.metadata();
     Ok(Inspection {
         file: file.to_owned(),
-        name: plugin.metadata.name.clone(),
-        version: plugin.metadata.version.clone(),
-        description: plugin.metadata.description.clone(),
+        name: metadata.name.clone(),
+        version: metadata.version.clone(),
+        description: metadata.description.clone(),
         contract: format!("plinth:bootstrap@{CONTRACT_VERSION}"),
-        exported_hooks: plugin.exported.iter().copied().collect(),
-        served_hooks: plugin.hooks.iter().copied().collect(),
-        sha256: plugin.sha256.clone(),
-        size_bytes: plugin.size,
+        exported_hooks: plugin.exported().iter().copied().collect(),
+        served_hooks: plugin.hooks().iter().copied().collect(),
+        sha256: plugin.sha256(),
+        size_bytes: plugin.size(),
         compile_ms: micros as f64 / 1e3,
     })
 }
@@ -88,24 +91,11 @@ pub struct Link {
     pub order: Option<i64>,
     pub failure_policy: FailurePolicy,
     pub limits: Option<Limits>,
-    pub sha256: Option<String>,
-}
-
-/// The built-in that opens each hook's chain; readiness has none in init-only.
-fn builtin_of(hook: Hook) -> Option<&'static str> {
-    match hook {
-        Hook::PreInit => Some("builtin:node-addresses"),
-        Hook::JoinDecision => Some("builtin:storage-state"),
-        Hook::PostPki => Some("builtin:validity"),
-        Hook::ImageResolve => Some("builtin:catalog"),
-        Hook::Readiness => None,
-    }
+    pub sha256: Option<Sha256>,
 }
 
 pub fn plan(dir: &Path) -> Result<Plan, Error> {
-    let runtime = Runtime::new()?;
-    let cache = Cache::new(None, runtime.engine());
-    let plugins = PluginSet::load(runtime, &cache, dir)?;
+    let plugins = PluginSet::open(Some(dir), None)?;
     let hooks = plugins
         .plan()
         .into_iter()
@@ -119,12 +109,12 @@ pub fn plan(dir: &Path) -> Result<Plan, Error> {
                 sha256: None,
             });
             let plugins = chain.into_iter().map(|plugin| Link {
-                name: plugin.name.clone(),
+                name: plugin.name().to_owned(),
                 builtin: false,
-                order: plugin.manifest.order,
+                order: plugin.order(),
                 failure_policy: plugin.failure_policy(),
                 limits: Some(plugin.limits()),
-                sha256: Some(plugin.sha256.clone()),
+                sha256: Some(plugin.sha256()),
             });
             HookPlan {
                 hook,
@@ -171,32 +161,33 @@ impl fmt::Display for Plan {
 }
 
 /// The operator's summary of a finished `controller --init-only`.
-pub struct Summary<'a>(pub &'a crate::controller::Bootstrap);
+pub struct Summary<'a>(pub &'a Bootstrap);
 
 impl fmt::Display for Summary<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let bootstrap = self.0;
         writeln!(f, "{:<14} {:>9}  what happened", "phase", "took")?;
-        for phase in &bootstrap.phases {
+        for phase in bootstrap.phases() {
             writeln!(
                 f,
                 "{:<14} {:>7.1}ms  {}",
-                phase.phase,
+                phase.phase.as_str(),
                 phase.took.as_secs_f64() * 1e3,
                 phase.summary
             )?;
         }
         let changed: Vec<_> = bootstrap
-            .pki
+            .pki()
             .iter()
             .filter(|d| d.changed())
             .map(|d| d.name.as_str())
             .collect();
+        let join = bootstrap.join();
         writeln!(
             f,
             "join decision: {} ({})",
-            action_name(bootstrap.join.action),
-            bootstrap.join.reason
+            join.action.as_str(),
+            join.reason
         )?;
         writeln!(
             f,
@@ -204,17 +195,18 @@ impl fmt::Display for Summary<'_> {
             changed.len(),
             changed.join(", ")
         )?;
-        writeln!(f, "images: {}", bootstrap.images.len())?;
-        for note in &bootstrap.notes {
+        writeln!(f, "images: {}", bootstrap.images().len())?;
+        for note in bootstrap.notes() {
             writeln!(f, "note: {note}")?;
         }
+        let plugins: Vec<&str> = bootstrap.plugins().all().iter().map(Plugin::name).collect();
         write!(
             f,
             "plugins: {}",
-            if bootstrap.plugins.is_empty() {
+            if plugins.is_empty() {
                 "none".to_owned()
             } else {
-                bootstrap.plugins.join(", ")
+                plugins.join(", ")
             }
         )
     }

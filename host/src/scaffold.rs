@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::hooks::Hook;
-use crate::plugin::CONTRACT_VERSION;
+use crate::ErrorClass;
+use crate::plugin::contract::{CONTRACT_VERSION, Hook};
 
 /// The contract, copied into every project as `wit/plinth.wit`.
 const CONTRACT: &str = include_str!("../../wit/plinth.wit");
@@ -42,6 +42,15 @@ pub enum ScaffoldError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl ScaffoldError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidName { .. } | Self::NotEmpty { .. } => ErrorClass::Invalid,
+            Self::Io { .. } => ErrorClass::Internal,
+        }
+    }
 }
 
 /// What `new` made.

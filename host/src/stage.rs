@@ -24,6 +24,9 @@
 //! The stage directory is created lazily by the first [`Stage::write`]; an
 //! empty stage leaves no trace in the data dir, and committing it only
 //! writes `.complete` when that is missing.
+//!
+//! A stage is opened from a [`DataDir`], whose lock keeps any other process
+//! from recovering, staging or committing into the same data dir meanwhile.
 
 use std::collections::BTreeSet;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -33,10 +36,13 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// Name of the stage directory inside the data dir.
-pub const STAGE_DIR: &str = ".stage";
-/// Name of the completion marker inside the data dir, written last by a commit.
-pub const COMPLETE_MARKER: &str = ".complete";
+use crate::data_dir::{DataDir, DataDirView};
+use crate::error_class::ErrorClass;
+use crate::journal::{Entry, Verdict};
+use crate::phase::{Phase, Summarize};
+
+/// Who the journal says published the files.
+const JOURNAL_NAME: &str = "builtin:stage";
 /// Sub-directory of the stage holding the staged files.
 const FILES_DIR: &str = "files";
 /// The commit record, inside the stage directory.
@@ -50,7 +56,7 @@ const COMPLETE_CONTENT: &[u8] = b"plinth: bootstrap files complete\n";
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error(
-        "staging: cannot {action} {path}: {source}; check that the data dir is writable by this user and the disk is not full"
+        "staging: cannot {action} {path}; check that the data dir is writable by this user and the disk is not full"
     )]
     Io {
         action: &'static str,
@@ -59,21 +65,37 @@ pub enum StageError {
         source: io::Error,
     },
     #[error(
-        "staging: refusing path {path}: staged paths must be relative to the data dir, without `..` and outside {STAGE_DIR}"
+        "staging: refusing path {path}: staged paths must be relative to the data dir, without `..` and outside {}",
+        DataDirView::STAGE
     )]
     InvalidPath { path: PathBuf },
     #[error(
-        "staging: commit record {path} is unreadable ({detail}); the commit it describes cannot be finished — inspect the data dir, then remove {STAGE_DIR} to retry from scratch"
+        "staging: commit record {path} is unreadable; the commit it describes cannot be finished — inspect the data dir, then remove {} to retry from scratch",
+        DataDirView::STAGE
     )]
-    BadRecord { path: PathBuf, detail: String },
+    BadRecord {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error(
-        "staging: commit record lists {path} but neither its staged copy nor its destination exists; the stage was tampered with — inspect the data dir, then remove {STAGE_DIR} to retry"
+        "staging: commit record {path} has version {version}, which this Plinth does not know; a newer Plinth began this commit — finish it with that one, or remove {} to retry from scratch",
+        DataDirView::STAGE
+    )]
+    UnknownRecordVersion { path: PathBuf, version: u32 },
+    #[error(
+        "staging: commit record lists {path} but neither its staged copy nor its destination exists; the stage was tampered with — inspect the data dir, then remove {} to retry",
+        DataDirView::STAGE
     )]
     MissingStagedFile { path: PathBuf },
-    #[error(
-        "staging: another Plinth process is working on the data dir {path}; wait for it to finish"
-    )]
-    Busy { path: PathBuf },
+}
+
+impl StageError {
+    /// A stage in a state Plinth did not leave it in is not the user's
+    /// input either: every staging failure is internal.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Internal
+    }
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StageError + 'a {
@@ -81,6 +103,26 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
         action,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// What a commit published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    pub files: usize,
+}
+
+impl Published {
+    /// The journal line of the commit.
+    pub(crate) fn journal_entry(&self) -> Entry {
+        Entry::new(Phase::Commit, JOURNAL_NAME, Verdict::Event)
+            .detail(serde_json::json!({ "files": self.files }))
+    }
+}
+
+impl Summarize for Published {
+    fn summary(&self) -> String {
+        format!("{} file(s) published", self.files)
     }
 }
 
@@ -92,45 +134,24 @@ struct CommitRecord {
 
 /// A staging area at `<data-dir>/.stage`. See the module docs.
 #[derive(Debug)]
-pub struct Stage {
-    data_dir: PathBuf,
+pub struct Stage<'a> {
+    data_dir: &'a DataDir,
     /// Relative paths staged so far, in the order first written.
     staged: Vec<PathBuf>,
     seen: BTreeSet<PathBuf>,
-    /// An exclusive `flock` on the data dir itself, held while the stage
-    /// lives, so two processes never recover, stage or commit into one data
-    /// dir at once. Released by the kernel however the process ends.
-    _lock: File,
 }
 
-/// Take the data dir's lock without waiting.
-fn lock_data_dir(data_dir: &Path) -> Result<File, StageError> {
-    use std::os::fd::AsRawFd;
-    let dir = File::open(data_dir).map_err(io_err("open", data_dir))?;
-    // SAFETY: flock on a descriptor we own; no memory is shared.
-    if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let error = io::Error::last_os_error();
-        if error.kind() == io::ErrorKind::WouldBlock {
-            return Err(StageError::Busy {
-                path: data_dir.to_path_buf(),
-            });
-        }
-        return Err(io_err("lock", data_dir)(error));
-    }
-    Ok(dir)
-}
-
-impl Stage {
+impl<'a> Stage<'a> {
     /// Recover from an earlier crash: a stage with a complete commit record is
     /// rolled forward (its remaining files renamed into place), one without
     /// is deleted. Then returns an empty stage.
-    pub fn open(data_dir: &Path) -> Result<Stage, StageError> {
+    pub fn open(data_dir: &'a DataDir) -> Result<Self, StageError> {
         let stage = Stage {
-            data_dir: data_dir.to_path_buf(),
+            data_dir,
             staged: Vec::new(),
             seen: BTreeSet::new(),
-            _lock: lock_data_dir(data_dir)?,
         };
+        let data_dir = stage.data_dir.root();
         let stage_dir = stage.stage_dir();
         if fs::symlink_metadata(&stage_dir).is_ok() {
             let record_path = stage_dir.join(COMMIT_RECORD);
@@ -152,14 +173,20 @@ impl Stage {
     }
 
     /// The data dir this stage publishes into.
-    pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+    pub fn data_dir(&self) -> &DataDirView {
+        self.data_dir
     }
 
     /// Write a file destined for `<data-dir>/<rel>` with that mode (creating
     /// parent dirs with 0700); it is made durable before the commit is
     /// decided. Writing the same path again replaces the staged content.
-    pub fn write(&mut self, rel: &Path, bytes: &[u8], mode: u32) -> Result<(), StageError> {
+    pub fn write(
+        &mut self,
+        rel: impl AsRef<Path>,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<(), StageError> {
+        let rel = rel.as_ref();
         check_rel(rel)?;
         let path = self.files_dir().join(rel);
         create_file(&path, bytes, mode)?;
@@ -174,29 +201,43 @@ impl Stage {
         self.staged.iter().map(PathBuf::as_path)
     }
 
-    /// The bytes staged for `rel`, if any (lets later phases see what this
-    /// run is about to publish).
-    pub fn read_staged(&self, rel: &Path) -> Result<Option<Vec<u8>>, StageError> {
-        if !self.seen.contains(rel) {
-            return Ok(None);
+    /// Stage `bytes` for `rel` unless the data dir already holds exactly
+    /// them, so a re-run changes no byte and no modification time.
+    pub(crate) fn write_if_changed(
+        &mut self,
+        rel: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<(), StageError> {
+        let current = fs::read(self.data_dir.path(rel)).ok();
+        if current.as_deref() == Some(bytes) {
+            return Ok(());
         }
-        let path = self.files_dir().join(rel);
-        fs::read(&path).map(Some).map_err(io_err("read", &path))
+        self.write(rel, bytes, mode)
     }
 
     /// Publish: write and fsync a commit record, rename every staged file into
     /// place, fsync each affected directory, write `<data-dir>/.complete`
     /// (fsynced), then remove the record and the stage dir.
-    pub fn commit(self) -> Result<(), StageError> {
-        if self.staged.is_empty() {
-            let marker = self.data_dir.join(COMPLETE_MARKER);
-            if marker.exists() {
-                return Ok(());
-            }
+    pub fn commit(self) -> Result<Published, StageError> {
+        let published = Published {
+            files: self.staged.len(),
+        };
+        if self.staged.is_empty() && self.data_dir.complete_marker().exists() {
+            return Ok(published);
         }
         self.write_record()?;
         self.publish(&self.staged)?;
-        self.finish()
+        self.finish()?;
+        Ok(published)
+    }
+
+    /// Throw the staged files away after a failure. Failing to is only
+    /// logged: the next [`Stage::open`] removes an uncommitted stage anyway.
+    pub(crate) fn abandon(self) {
+        if let Err(error) = self.discard() {
+            tracing::error!("could not remove the stage after a failure: {error}");
+        }
     }
 
     /// Throw the staged files away.
@@ -204,7 +245,7 @@ impl Stage {
         let stage_dir = self.stage_dir();
         if fs::symlink_metadata(&stage_dir).is_ok() {
             remove_dir_all(&stage_dir)?;
-            fsync_dir(&self.data_dir)?;
+            fsync_dir(self.data_dir.root())?;
         }
         Ok(())
     }
@@ -219,7 +260,7 @@ impl Stage {
     }
 
     fn stage_dir(&self) -> PathBuf {
-        self.data_dir.join(STAGE_DIR)
+        self.data_dir.stage_dir()
     }
 
     fn files_dir(&self) -> PathBuf {
@@ -239,10 +280,7 @@ impl Stage {
             version: 1,
             files: self.staged.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| StageError::BadRecord {
-            path: stage_dir.join(COMMIT_RECORD),
-            detail: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(&record).expect("a commit record serialises");
         write_durably(
             &stage_dir.join(COMMIT_RECORD_TMP),
             &stage_dir.join(COMMIT_RECORD),
@@ -251,8 +289,9 @@ impl Stage {
         )?;
         // The stage dir entry must survive in the data dir, and the data dir
         // (perhaps created just now) in its parent.
-        fsync_dir(&self.data_dir)?;
-        match self.data_dir.parent() {
+        let root = self.data_dir.root();
+        fsync_dir(root)?;
+        match root.parent() {
             Some(parent) if !parent.as_os_str().is_empty() => fsync_dir(parent),
             _ => Ok(()),
         }
@@ -261,11 +300,12 @@ impl Stage {
     /// Rename each staged file into place (idempotent), then make the
     /// renames durable.
     fn publish(&self, files: &[PathBuf]) -> Result<(), StageError> {
+        let root = self.data_dir.root();
         for rel in files {
             check_rel(rel)?;
             let from = self.files_dir().join(rel);
-            let to = self.data_dir.join(rel);
-            let parent = to.parent().unwrap_or(&self.data_dir).to_path_buf();
+            let to = self.data_dir.path(rel);
+            let parent = to.parent().unwrap_or(root).to_path_buf();
             match fs::symlink_metadata(&from) {
                 Ok(_) => {
                     create_dirs(&parent)?;
@@ -282,38 +322,39 @@ impl Stage {
         }
         // The new entries, and any directory created for them, must survive
         // a power loss before `.complete` claims they are there.
-        fsync_together(directories_of(&self.data_dir, files))
+        fsync_together(directories_of(root, files))
     }
 
     /// Write the completion marker, then remove the record and the stage.
     fn finish(&self) -> Result<(), StageError> {
         let stage_dir = self.stage_dir();
+        let root = self.data_dir.root();
         write_durably(
             &stage_dir.join("complete.tmp"),
-            &self.data_dir.join(COMPLETE_MARKER),
+            &self.data_dir.complete_marker(),
             COMPLETE_CONTENT,
             0o644,
         )?;
-        fsync_dir(&self.data_dir)?;
+        fsync_dir(root)?;
         let record = stage_dir.join(COMMIT_RECORD);
         fs::remove_file(&record).map_err(io_err("remove", &record))?;
         fsync_dir(&stage_dir)?;
         remove_dir_all(&stage_dir)?;
-        fsync_dir(&self.data_dir)
+        fsync_dir(root)
     }
 }
 
 fn read_record(path: &Path) -> Result<CommitRecord, StageError> {
     let bytes = fs::read(path).map_err(io_err("read", path))?;
     let record: CommitRecord =
-        serde_json::from_slice(&bytes).map_err(|e| StageError::BadRecord {
+        serde_json::from_slice(&bytes).map_err(|source| StageError::BadRecord {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            source,
         })?;
     if record.version != 1 {
-        return Err(StageError::BadRecord {
+        return Err(StageError::UnknownRecordVersion {
             path: path.to_path_buf(),
-            detail: format!("unknown version {}", record.version),
+            version: record.version,
         });
     }
     Ok(record)
@@ -324,7 +365,9 @@ fn read_record(path: &Path) -> Result<CommitRecord, StageError> {
 fn check_rel(rel: &Path) -> Result<(), StageError> {
     let mut components = rel.components();
     let first_ok = match components.next() {
-        Some(Component::Normal(first)) => first != STAGE_DIR && first != COMPLETE_MARKER,
+        Some(Component::Normal(first)) => {
+            first != DataDirView::STAGE && first != DataDirView::COMPLETE_MARKER
+        }
         _ => false,
     };
     if first_ok && components.all(|c| matches!(c, Component::Normal(_))) {
@@ -430,17 +473,6 @@ fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_second_stage_on_the_same_data_dir_is_refused_while_the_first_lives() {
-        let dir = std::env::temp_dir().join(format!("plinth-stage-lock-{}", std::process::id()));
-        fs::create_dir_all(&dir).unwrap();
-        let first = Stage::open(&dir).unwrap();
-        assert!(matches!(Stage::open(&dir), Err(StageError::Busy { .. })));
-        first.discard().unwrap();
-        Stage::open(&dir).unwrap().discard().unwrap();
-        fs::remove_dir_all(&dir).unwrap();
-    }
 
     #[test]
     fn rejects_paths_escaping_the_data_dir() {

@@ -5,9 +5,11 @@
 mod common;
 
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{PluginDir, init_only, journal, snapshot};
+use plinth::plugin::{Cache, CallFailure, Plugin, Runtime};
 
 /// Call-time hooks of `controller --init-only`.
 const HOOKS: [&str; 4] = ["pre-init", "join-decision", "post-pki", "image-resolve"];
@@ -95,6 +97,34 @@ fn an_infinite_loop_is_stopped_at_the_deadline() {
     );
 }
 
+/// `plugins inspect` loads a plugin outside any bootstrap, and the runtime
+/// it was loaded with is then held by the plugin alone: its epoch clock must
+/// still run, or a spinning guest would never be stopped.
+#[test]
+fn a_plugin_loaded_outside_a_bootstrap_still_times_out_at_its_deadline() {
+    let plugins = PluginDir::new();
+    let wasm = plugins.add(
+        "10-spin",
+        "scripted",
+        &format!("timeout-ms = {TIMEOUT_MS}\n[settings]\n\"hostile.image-resolve\" = \"loop\"\n"),
+    );
+    let plugin = {
+        let runtime = Runtime::new().unwrap();
+        Plugin::load(&runtime, &Cache::disabled(runtime.engine()), &wasm).unwrap()
+    };
+    let (answer, answered) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = answer.send(plugin.image_resolve(&[]));
+    });
+    let outcome = answered
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the call ends: without an epoch clock it would spin forever");
+    assert_eq!(
+        outcome,
+        Err(CallFailure::Timeout(Duration::from_millis(TIMEOUT_MS)))
+    );
+}
+
 #[test]
 fn the_default_deadline_is_two_seconds() {
     let plugins = PluginDir::new();
@@ -106,11 +136,19 @@ fn the_default_deadline_is_two_seconds() {
         "{}",
         run.error_line()
     );
+    // The call itself, as the journal timed it: the process around it also
+    // starts, loads and stages, which a loaded machine makes slower.
+    let failed = journal(data.path())
+        .into_iter()
+        .rev()
+        .find(|e| e["plugin"] == "10-hostile" && e["verdict"] == "failed")
+        .expect("the failed call is journaled");
+    let call = Duration::from_micros(failed["duration_us"].as_u64().expect("a duration"));
     assert!(
-        run.elapsed >= Duration::from_secs(2) && run.elapsed < Duration::from_secs(3),
-        "{:?}",
-        run.elapsed
+        call >= Duration::from_secs(2) && call < Duration::from_secs(3),
+        "{call:?}"
     );
+    assert!(run.elapsed >= call, "{:?}", run.elapsed);
 }
 
 #[test]

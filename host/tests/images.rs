@@ -8,6 +8,7 @@ use std::path::Path;
 use common::{PluginDir, init_only, plinth, temp_file};
 use plinth::controller::{self, InitOptions};
 use plinth::images::{Activation, Catalog, CatalogEntry};
+use plinth::node::NodeFacts;
 use time::OffsetDateTime;
 
 /// An older Plinth's catalog: every tag differs from the built-in one.
@@ -30,6 +31,7 @@ fn init(data: &Path, config: Option<&Path>, catalog: Catalog) -> plinth::control
         config_file: config.map(Path::to_owned),
         token_file: None,
         catalog,
+        node: NodeFacts::discover(),
         now: OffsetDateTime::now_utc(),
     };
     controller::init(&options).expect("init-only succeeds")

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use plinth::config::Config;
+use plinth::data_dir::DataDir;
+use plinth::node::NodeFacts;
 use plinth::pki::{
     self, CertificateFacts, DecisionKind, EtcdMode, KeyAlgorithm, PkiOutcome, PkiSpec,
     PublicKeyAlgorithm, ReissueReason,
@@ -44,24 +47,25 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test IP literal")
 }
 
+/// The spec the real config gives for an API at 10.0.0.5 with two extra
+/// SANs, on a node `node1` with an IPv4 and an IPv6 address: every other
+/// value (service IP, validities, etcd peer address) is the default.
 fn spec(alg: KeyAlgorithm) -> PkiSpec {
-    let mut spec = PkiSpec::new(
-        "node1",
-        ip("10.0.0.5"),
-        ip("10.96.0.1"),
-        EtcdMode::Embedded {
-            peer_address: ip("10.0.0.5"),
-        },
+    let node = NodeFacts {
+        hostname: "node1".to_owned(),
+        addresses: vec![ip("10.0.0.5"), ip("fd00::5")],
+    };
+    let yaml = format!(
+        "spec:\n  api:\n    address: 10.0.0.5\n    sans: [api.example.com, 192.168.10.10]\n  pki:\n    keyAlgorithm: {alg}\n"
     );
-    spec.node_addresses = vec![ip("10.0.0.5"), ip("fd00::5")];
-    spec.extra_sans = vec!["api.example.com".into(), "192.168.10.10".into()];
-    spec.key_algorithm = alg;
-    spec
+    Config::from_yaml(&yaml, "test config", &node)
+        .expect("test config")
+        .pki_spec(&node)
 }
 
 /// Stage the PKI and commit it.
-fn init(dir: &Path, spec: &PkiSpec, now: OffsetDateTime) -> PkiOutcome {
-    let mut stage = Stage::open(dir).expect("open stage");
+fn init(data_dir: &DataDir, spec: &PkiSpec, now: OffsetDateTime) -> PkiOutcome {
+    let mut stage = Stage::open(data_dir).expect("open stage");
     let outcome = pki::stage_pki(spec, &mut stage, now).expect("stage_pki");
     stage.commit().expect("commit");
     outcome
@@ -149,8 +153,29 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-fn tmp() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
+/// A data dir in a temporary directory, locked for the whole test. A crash
+/// is a Stage dropped while the lock stays held: the lock is never taken
+/// twice, so a child another test forks (which holds the lock's descriptor
+/// until it execs) cannot make a test see its own data dir busy.
+struct TempDataDir {
+    data_dir: DataDir,
+    _dir: tempfile::TempDir,
+}
+
+impl std::ops::Deref for TempDataDir {
+    type Target = DataDir;
+
+    fn deref(&self) -> &DataDir {
+        &self.data_dir
+    }
+}
+
+fn tmp() -> TempDataDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    TempDataDir {
+        data_dir: DataDir::lock(dir.path()).expect("lock the data dir"),
+        _dir: dir,
+    }
 }
 
 fn assert_chains_verify(pki: &Path, external_etcd: bool) {
@@ -203,8 +228,8 @@ fn openssl_text(pki: &Path, name: &str) -> String {
 fn every_chain_verifies_with_openssl_and_shows_kubeadm_extensions() {
     let dir = tmp();
     let now = now();
-    let outcome = init(dir.path(), &spec(KeyAlgorithm::EcdsaP256), now);
-    let pki = dir.path().join("pki");
+    let outcome = init(&dir, &spec(KeyAlgorithm::EcdsaP256), now);
+    let pki = dir.root().join("pki");
     assert_chains_verify(&pki, false);
 
     let server = openssl_text(&pki, "server");
@@ -307,9 +332,9 @@ fn every_chain_verifies_with_openssl_and_shows_kubeadm_extensions() {
 #[test]
 fn keys_are_0600_certs_0644_and_pki_dirs_0700() {
     let dir = tmp();
-    init(dir.path(), &spec(KeyAlgorithm::EcdsaP256), now());
+    init(&dir, &spec(KeyAlgorithm::EcdsaP256), now());
     let mode = |rel: &str| {
-        fs::metadata(dir.path().join(rel))
+        fs::metadata(dir.root().join(rel))
             .unwrap_or_else(|e| panic!("{rel}: {e}"))
             .permissions()
             .mode()
@@ -326,10 +351,10 @@ fn keys_are_0600_certs_0644_and_pki_dirs_0700() {
     for (kc, _) in KUBECONFIGS {
         assert_eq!(mode(&format!("pki/{kc}")), 0o600, "{kc}");
     }
-    assert!(dir.path().join(".complete").exists());
-    assert!(!dir.path().join(".stage").exists());
+    assert!(dir.root().join(".complete").exists());
+    assert!(!dir.root().join(".stage").exists());
     // sa.pub is the public half of sa.key.
-    let pki = dir.path().join("pki");
+    let pki = dir.root().join("pki");
     let derived = run_ok("openssl", &["pkey", "-in", "sa.key", "-pubout"], &pki);
     assert_eq!(
         derived,
@@ -354,8 +379,8 @@ fn kubectl_parses_each_kubeconfig_and_its_data_matches_pki() {
     let dir = tmp();
     let mut spec = spec(KeyAlgorithm::EcdsaP256);
     spec.api_port = 16443;
-    init(dir.path(), &spec, now());
-    let pki = dir.path().join("pki");
+    init(&dir, &spec, now());
+    let pki = dir.root().join("pki");
     for (kc, leaf) in KUBECONFIGS {
         let json = run_ok(
             "kubectl",
@@ -368,7 +393,7 @@ fn kubectl_parses_each_kubeconfig_and_its_data_matches_pki() {
                 "-o",
                 "json",
             ],
-            dir.path(),
+            dir.root(),
         );
         let v: serde_json::Value = serde_json::from_str(&json).expect("kubectl JSON");
         let cluster = &v["clusters"][0]["cluster"];
@@ -376,7 +401,7 @@ fn kubectl_parses_each_kubeconfig_and_its_data_matches_pki() {
         let user = &v["users"][0]["user"];
         let field = |value: &serde_json::Value| {
             b64_decode(
-                dir.path(),
+                dir.root(),
                 value
                     .as_str()
                     .unwrap_or_else(|| panic!("{kc}: missing field in {json}")),
@@ -405,7 +430,7 @@ fn kubectl_parses_each_kubeconfig_and_its_data_matches_pki() {
                 "config",
                 "current-context",
             ],
-            dir.path(),
+            dir.root(),
         );
         assert!(!context.trim().is_empty());
     }
@@ -437,16 +462,16 @@ fn etcd_serves_with_generated_certs(alg: KeyAlgorithm) {
     spec.etcd = EtcdMode::Embedded {
         peer_address: ip("127.0.0.1"),
     };
-    init(dir.path(), &spec, now());
-    let pki = dir.path().join("pki");
+    init(&dir, &spec, now());
+    let pki = dir.root().join("pki");
     let (client, peer) = (free_port(), free_port());
     let client_url = format!("https://127.0.0.1:{client}");
     let peer_url = format!("https://127.0.0.1:{peer}");
-    let log = dir.path().join("etcd.log");
+    let log = dir.root().join("etcd.log");
     let child = Command::new("etcd")
         .current_dir(&pki)
         .args(["--name", "node1", "--data-dir"])
-        .arg(dir.path().join("etcd-data"))
+        .arg(dir.root().join("etcd-data"))
         .args(["--listen-client-urls", &client_url])
         .args(["--advertise-client-urls", &client_url])
         .args(["--listen-peer-urls", &peer_url])
@@ -554,9 +579,9 @@ fn etcd_serves_with_generated_rsa_2048_certs() {
 fn staging_twice_with_the_same_spec_leaves_every_byte_identical() {
     let dir = tmp();
     let spec = spec(KeyAlgorithm::EcdsaP256);
-    let first = init(dir.path(), &spec, now());
-    let before = snapshot(dir.path());
-    let mut stage = Stage::open(dir.path()).expect("open");
+    let first = init(&dir, &spec, now());
+    let before = snapshot(dir.root());
+    let mut stage = Stage::open(&dir).expect("open");
     let second = pki::stage_pki(&spec, &mut stage, now()).expect("stage");
     assert_eq!(
         stage.staged().count(),
@@ -566,7 +591,7 @@ fn staging_twice_with_the_same_spec_leaves_every_byte_identical() {
     );
     stage.commit().expect("commit");
     assert_eq!(
-        changed(&before, &snapshot(dir.path())),
+        changed(&before, &snapshot(dir.root())),
         Vec::<String>::new()
     );
     assert!(
@@ -581,12 +606,12 @@ fn staging_twice_with_the_same_spec_leaves_every_byte_identical() {
 fn changing_extra_sans_reissues_server_and_plinth_api_only() {
     let dir = tmp();
     let mut spec = spec(KeyAlgorithm::EcdsaP256);
-    init(dir.path(), &spec, now());
-    let before = snapshot(dir.path());
+    init(&dir, &spec, now());
+    let before = snapshot(dir.root());
     spec.extra_sans.push("api2.example.com".into());
-    let outcome = init(dir.path(), &spec, now());
+    let outcome = init(&dir, &spec, now());
     assert_eq!(
-        changed(&before, &snapshot(dir.path())),
+        changed(&before, &snapshot(dir.root())),
         [
             "pki/plinth-api.crt",
             "pki/plinth-api.key",
@@ -619,19 +644,19 @@ fn changing_extra_sans_reissues_server_and_plinth_api_only() {
 fn deleting_front_proxy_client_cert_reissues_that_leaf_only() {
     let dir = tmp();
     let spec = spec(KeyAlgorithm::EcdsaP256);
-    init(dir.path(), &spec, now());
-    fs::remove_file(dir.path().join("pki/front-proxy-client.crt")).expect("rm");
-    let before = snapshot(dir.path());
-    let outcome = init(dir.path(), &spec, now());
+    init(&dir, &spec, now());
+    fs::remove_file(dir.root().join("pki/front-proxy-client.crt")).expect("rm");
+    let before = snapshot(dir.root());
+    let outcome = init(&dir, &spec, now());
     assert_eq!(
-        changed(&before, &snapshot(dir.path())),
+        changed(&before, &snapshot(dir.root())),
         ["pki/front-proxy-client.crt", "pki/front-proxy-client.key"]
     );
     assert_eq!(
         kind_of(&outcome, "front-proxy-client"),
         &DecisionKind::Issued
     );
-    assert_chains_verify(&dir.path().join("pki"), false);
+    assert_chains_verify(&dir.root().join("pki"), false);
 }
 
 #[test]
@@ -641,10 +666,10 @@ fn leaf_expiring_within_the_renewal_window_is_reissued() {
     // Issued 340 days ago: the leaves expire in 25 days, within the 30-day
     // window; the CAs have 9 years left.
     let past = now() - time::Duration::days(340);
-    init(dir.path(), &spec, past);
-    let before = snapshot(dir.path());
-    let outcome = init(dir.path(), &spec, now());
-    let changed = changed(&before, &snapshot(dir.path()));
+    init(&dir, &spec, past);
+    let before = snapshot(dir.root());
+    let outcome = init(&dir, &spec, now());
+    let changed = changed(&before, &snapshot(dir.root()));
     for (leaf, _, _) in LEAVES {
         assert!(
             matches!(
@@ -664,13 +689,13 @@ fn leaf_expiring_within_the_renewal_window_is_reissued() {
     for (kc, _) in KUBECONFIGS {
         assert!(changed.contains(&format!("pki/{kc}")), "{kc}");
     }
-    assert_chains_verify(&dir.path().join("pki"), false);
+    assert_chains_verify(&dir.root().join("pki"), false);
 }
 
 #[test]
 fn user_provided_ca_signs_the_leaves_and_is_not_changed() {
     let dir = tmp();
-    let pki = dir.path().join("pki");
+    let pki = dir.root().join("pki");
     fs::create_dir_all(&pki).expect("mkdir");
     run_ok(
         "openssl",
@@ -699,7 +724,7 @@ fn user_provided_ca_signs_the_leaves_and_is_not_changed() {
         fs::read(pki.join("ca.crt")).expect("ca"),
         fs::read(pki.join("ca.key")).expect("key"),
     );
-    let outcome = init(dir.path(), &spec(KeyAlgorithm::EcdsaP256), now());
+    let outcome = init(&dir, &spec(KeyAlgorithm::EcdsaP256), now());
     assert_eq!(kind_of(&outcome, "ca"), &DecisionKind::CaKept);
     assert_eq!(
         kind_of(&outcome, "front-proxy-ca"),
@@ -719,10 +744,10 @@ fn user_provided_ca_signs_the_leaves_and_is_not_changed() {
     assert_eq!(server.key_algorithm, PublicKeyAlgorithm::EcdsaP256);
     assert_eq!(facts(&outcome, "ca").key_bits, 2048);
     // And a second run keeps everything.
-    let before = snapshot(dir.path());
-    init(dir.path(), &spec(KeyAlgorithm::EcdsaP256), now());
+    let before = snapshot(dir.root());
+    init(&dir, &spec(KeyAlgorithm::EcdsaP256), now());
     assert_eq!(
-        changed(&before, &snapshot(dir.path())),
+        changed(&before, &snapshot(dir.root())),
         Vec::<String>::new()
     );
 }
@@ -730,10 +755,10 @@ fn user_provided_ca_signs_the_leaves_and_is_not_changed() {
 #[test]
 fn changing_key_algorithm_reissues_leaves_but_not_cas() {
     let dir = tmp();
-    init(dir.path(), &spec(KeyAlgorithm::EcdsaP256), now());
-    let before = snapshot(dir.path());
-    let outcome = init(dir.path(), &spec(KeyAlgorithm::Rsa2048), now());
-    let changed = changed(&before, &snapshot(dir.path()));
+    init(&dir, &spec(KeyAlgorithm::EcdsaP256), now());
+    let before = snapshot(dir.root());
+    let outcome = init(&dir, &spec(KeyAlgorithm::Rsa2048), now());
+    let changed = changed(&before, &snapshot(dir.root()));
     for ca in CAS {
         assert_eq!(kind_of(&outcome, ca), &DecisionKind::CaKept);
         assert!(
@@ -768,7 +793,7 @@ fn changing_key_algorithm_reissues_leaves_but_not_cas() {
         // Signed by the (ECDSA) CA.
         assert_eq!(f.signature_algorithm, "ecdsa-with-SHA256");
     }
-    assert_chains_verify(&dir.path().join("pki"), false);
+    assert_chains_verify(&dir.root().join("pki"), false);
 }
 
 #[test]
@@ -776,8 +801,8 @@ fn external_etcd_has_no_etcd_ca_server_peer_or_clients() {
     let dir = tmp();
     let mut spec = spec(KeyAlgorithm::EcdsaP256);
     spec.etcd = EtcdMode::External;
-    let outcome = init(dir.path(), &spec, now());
-    let files = snapshot(dir.path());
+    let outcome = init(&dir, &spec, now());
+    let files = snapshot(dir.root());
     assert!(
         !files.keys().any(|p| p.to_string_lossy().contains("etcd")),
         "{:?}",
@@ -790,8 +815,8 @@ fn external_etcd_has_no_etcd_ca_server_peer_or_clients() {
             .all(|c| !c.name.contains("etcd"))
     );
     assert_eq!(outcome.certificates.len(), 2 + 7);
-    assert_chains_verify(&dir.path().join("pki"), true);
-    let report = pki::check_expiration(dir.path(), now()).expect("report");
+    assert_chains_verify(&dir.root().join("pki"), true);
+    let report = pki::check_expiration(&dir, now()).expect("report");
     assert!(report.rows.iter().all(|r| !r.name.contains("etcd")));
     assert!(!report.any_missing_or_invalid(), "{report}");
 }
@@ -799,7 +824,7 @@ fn external_etcd_has_no_etcd_ca_server_peer_or_clients() {
 #[test]
 fn certificate_facts_describe_each_certificate_without_secrets() {
     let dir = tmp();
-    let outcome = init(dir.path(), &spec(KeyAlgorithm::Rsa2048), now());
+    let outcome = init(&dir, &spec(KeyAlgorithm::Rsa2048), now());
     assert_eq!(outcome.certificates.len(), 3 + 11);
     let admin = facts(&outcome, "admin");
     assert_eq!(admin.subject, "CN=kubernetes-admin,O=system:masters");
@@ -808,7 +833,7 @@ fn certificate_facts_describe_each_certificate_without_secrets() {
     assert_eq!(admin.extended_key_usages, ["clientAuth"]);
     assert_eq!(admin.signature_algorithm, "sha256WithRSAEncryption");
     assert!(!admin.is_ca);
-    let pki = dir.path().join("pki");
+    let pki = dir.root().join("pki");
     let serial = run_ok(
         "openssl",
         &["x509", "-noout", "-serial", "-in", "admin.crt"],
@@ -847,8 +872,8 @@ fn certificate_facts_describe_each_certificate_without_secrets() {
 fn check_expiration_lists_leaves_kubeconfigs_and_cas_and_flags_missing() {
     let dir = tmp();
     let now = now();
-    init(dir.path(), &spec(KeyAlgorithm::EcdsaP256), now);
-    let report = pki::check_expiration(dir.path(), now).expect("report");
+    init(&dir, &spec(KeyAlgorithm::EcdsaP256), now);
+    let report = pki::check_expiration(&dir, now).expect("report");
     assert_eq!(report.rows.len(), 11 + 3 + 3);
     assert!(!report.any_expired() && !report.any_missing_or_invalid());
     let row = |r: &pki::ExpirationReport, name: &str| {
@@ -875,13 +900,10 @@ fn check_expiration_lists_leaves_kubeconfigs_and_cas_and_flags_missing() {
     );
     serde_json::to_value(&report).expect("json");
 
-    fs::remove_file(dir.path().join("pki/scheduler.crt")).expect("rm");
-    let later = pki::check_expiration(dir.path(), now + time::Duration::days(400)).expect("report");
+    fs::remove_file(dir.root().join("pki/scheduler.crt")).expect("rm");
+    let later = pki::check_expiration(&dir, now + time::Duration::days(400)).expect("report");
     assert!(later.any_expired());
-    assert_eq!(
-        row(&later, "scheduler").status,
-        pki::expiration::RowStatus::Missing
-    );
+    assert_eq!(row(&later, "scheduler").status, pki::RowStatus::Missing);
     assert_eq!(row(&later, "server").residual.as_deref(), Some("expired"));
     assert!(!row(&later, "ca").expired);
 }
@@ -890,29 +912,29 @@ fn check_expiration_lists_leaves_kubeconfigs_and_cas_and_flags_missing() {
 fn stage_dropped_without_commit_leaves_the_data_dir_unchanged() {
     let dir = tmp();
     let mut spec = spec(KeyAlgorithm::EcdsaP256);
-    init(dir.path(), &spec, now());
-    let before = snapshot(dir.path());
+    init(&dir, &spec, now());
+    let before = snapshot(dir.root());
     spec.extra_sans.push("api2.example.com".into());
-    let mut stage = Stage::open(dir.path()).expect("open");
+    let mut stage = Stage::open(&dir).expect("open");
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
     assert!(stage.staged().count() > 0);
     // A crash: no commit, no cleanup.
-    drop(stage); // Stage has no Drop cleanup: like a killed process, it only releases the lock.
-    assert!(dir.path().join(".stage").exists());
-    let stage = Stage::open(dir.path()).expect("reopen");
+    drop(stage); // Stage has no Drop cleanup: like a killed process (the data dir stays locked).
+    assert!(dir.root().join(".stage").exists());
+    let stage = Stage::open(&dir).expect("reopen");
     assert_eq!(
-        changed(&before, &snapshot(dir.path())),
+        changed(&before, &snapshot(dir.root())),
         Vec::<String>::new()
     );
     stage.discard().expect("discard");
 
     // On a fresh data dir too: nothing is left after recovery.
     let fresh = tmp();
-    let mut stage = Stage::open(fresh.path()).expect("open");
+    let mut stage = Stage::open(&fresh).expect("open");
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
     drop(stage);
-    Stage::open(fresh.path()).expect("reopen");
-    assert!(snapshot(fresh.path()).is_empty());
+    Stage::open(&fresh).expect("reopen");
+    assert!(snapshot(fresh.root()).is_empty());
 }
 
 #[test]
@@ -921,25 +943,25 @@ fn crash_at_any_point_of_commit_rolls_forward_on_open() {
     let now = now();
     // Reference: the same PKI committed without a crash.
     let reference = tmp();
-    let mut stage = Stage::open(reference.path()).expect("open");
+    let mut stage = Stage::open(&reference).expect("open");
     pki::stage_pki(&spec, &mut stage, now).expect("stage");
     let count = stage.staged().count();
     stage.commit().expect("commit");
-    let files: Vec<PathBuf> = snapshot(reference.path()).into_keys().collect();
+    let files: Vec<PathBuf> = snapshot(reference.root()).into_keys().collect();
     for n in [0, 1, count / 2, count - 1, count] {
         let dir = tmp();
-        let mut stage = Stage::open(dir.path()).expect("open");
+        let mut stage = Stage::open(&dir).expect("open");
         pki::stage_pki(&spec, &mut stage, now).expect("stage");
         stage.commit_partially(n).expect("partial commit");
-        let ca_published = fs::read(dir.path().join("pki/ca.crt")).ok();
-        Stage::open(dir.path()).expect("roll forward");
-        let after = snapshot(dir.path());
+        let ca_published = fs::read(dir.root().join("pki/ca.crt")).ok();
+        Stage::open(&dir).expect("roll forward");
+        let after = snapshot(dir.root());
         assert_eq!(
             after.keys().cloned().collect::<Vec<_>>(),
             files,
             "crash after {n} renames"
         );
-        assert!(!dir.path().join(".stage").exists());
+        assert!(!dir.root().join(".stage").exists());
         if let Some(ca) = ca_published {
             assert_eq!(
                 after[Path::new("pki/ca.crt")],
@@ -947,7 +969,7 @@ fn crash_at_any_point_of_commit_rolls_forward_on_open() {
                 "CA changed by roll forward"
             );
         }
-        assert_chains_verify(&dir.path().join("pki"), false);
+        assert_chains_verify(&dir.root().join("pki"), false);
     }
 }
 
@@ -957,40 +979,40 @@ fn commit_record_on_disk_is_rolled_forward_and_a_torn_record_is_discarded() {
     // A crash right after the commit record was renamed into place: built by
     // hand from the documented on-disk layout.
     let dir = tmp();
-    let mut stage = Stage::open(dir.path()).expect("open");
+    let mut stage = Stage::open(&dir).expect("open");
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
     let staged: Vec<PathBuf> = stage.staged().map(Path::to_path_buf).collect();
-    let ca = fs::read(dir.path().join(".stage/files/pki/ca.crt")).expect("staged ca");
-    drop(stage); // Stage has no Drop cleanup: like a killed process, it only releases the lock.
+    let ca = fs::read(dir.root().join(".stage/files/pki/ca.crt")).expect("staged ca");
+    drop(stage); // Stage has no Drop cleanup: like a killed process (the data dir stays locked).
     let record = serde_json::json!({ "version": 1, "files": staged });
-    fs::write(dir.path().join(".stage/commit"), record.to_string()).expect("record");
+    fs::write(dir.root().join(".stage/commit"), record.to_string()).expect("record");
     // Two files were already renamed before the crash.
     for rel in &staged[..2] {
-        fs::create_dir_all(dir.path().join(rel).parent().expect("parent")).expect("mkdir");
+        fs::create_dir_all(dir.root().join(rel).parent().expect("parent")).expect("mkdir");
         fs::rename(
-            dir.path().join(".stage/files").join(rel),
-            dir.path().join(rel),
+            dir.root().join(".stage/files").join(rel),
+            dir.root().join(rel),
         )
         .expect("mv");
     }
-    Stage::open(dir.path()).expect("roll forward");
+    Stage::open(&dir).expect("roll forward");
     for rel in &staged {
         assert!(
-            dir.path().join(rel).exists(),
+            dir.root().join(rel).exists(),
             "{} not published",
             rel.display()
         );
     }
-    assert_eq!(fs::read(dir.path().join("pki/ca.crt")).expect("ca"), ca);
-    assert!(dir.path().join(".complete").exists());
-    assert_chains_verify(&dir.path().join("pki"), false);
+    assert_eq!(fs::read(dir.root().join("pki/ca.crt")).expect("ca"), ca);
+    assert!(dir.root().join(".complete").exists());
+    assert_chains_verify(&dir.root().join("pki"), false);
 
     // A record still at its temporary name is not a commit: the stage goes.
     let dir = tmp();
-    let mut stage = Stage::open(dir.path()).expect("open");
+    let mut stage = Stage::open(&dir).expect("open");
     pki::stage_pki(&spec, &mut stage, now()).expect("stage");
-    drop(stage); // Stage has no Drop cleanup: like a killed process, it only releases the lock.
-    fs::write(dir.path().join(".stage/commit.tmp"), "{\"version\":1,\"fi").expect("torn");
-    Stage::open(dir.path()).expect("discard");
-    assert!(snapshot(dir.path()).is_empty());
+    drop(stage); // Stage has no Drop cleanup: like a killed process (the data dir stays locked).
+    fs::write(dir.root().join(".stage/commit.tmp"), "{\"version\":1,\"fi").expect("torn");
+    Stage::open(&dir).expect("discard");
+    assert!(snapshot(dir.root()).is_empty());
 }

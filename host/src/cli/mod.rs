@@ -5,15 +5,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::hooks::Hook;
+use crate::plugin::contract::Hook;
 
 /// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
 /// policy plugins.
 ///
 /// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings; 3 a plugin denied; 4 a plugin failed (trap,
-/// timeout, bad answer) under fail-closed; 5 a required component or peer is
-/// unreachable.
+/// plugin file or settings, or a data dir another Plinth holds; 3 a plugin
+/// denied; 4 a plugin failed (trap, timeout, bad answer) under fail-closed; 5
+/// a required component or peer is unreachable.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {

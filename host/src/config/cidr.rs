@@ -14,7 +14,7 @@ pub struct Cidr {
 impl Cidr {
     /// The first usable address: Kubernetes gives it to the `kubernetes`
     /// service, so the API server certificate must carry it.
-    pub fn first_host(&self) -> IpAddr {
+    pub(crate) fn first_host(&self) -> IpAddr {
         match self.network {
             IpAddr::V4(net) => IpAddr::V4((u32::from(net) + 1).into()),
             IpAddr::V6(net) => IpAddr::V6((u128::from(net) + 1).into()),
@@ -63,7 +63,7 @@ impl fmt::Display for Cidr {
     }
 }
 
-super::serde_via_str!(Cidr);
+super::text::serde_via_str!(Cidr);
 
 #[cfg(test)]
 mod tests {

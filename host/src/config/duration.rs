@@ -17,7 +17,7 @@ impl GoDuration {
         }
     }
 
-    pub fn as_time(self) -> time::Duration {
+    pub(crate) fn as_time(self) -> time::Duration {
         time::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX))
     }
 }
@@ -78,7 +78,7 @@ impl fmt::Display for GoDuration {
     }
 }
 
-super::serde_via_str!(GoDuration);
+super::text::serde_via_str!(GoDuration);
 
 #[cfg(test)]
 mod tests {

@@ -4,7 +4,7 @@ use serde_json::Value;
 
 /// Apply `patch` to `target` in place: objects merge key by key, `null`
 /// removes a key, anything else replaces.
-pub fn apply(target: &mut Value, patch: &Value) {
+pub(crate) fn apply(target: &mut Value, patch: &Value) {
     let Value::Object(patch_fields) = patch else {
         *target = patch.clone();
         return;

@@ -1,34 +1,15 @@
 //! The cluster configuration: parsing, defaults, and what gets persisted.
 //!
-//! A [`Config`] holds two views of one document: [`Config::user`], exactly the
-//! fields someone set (the file, or a pre-init plugin's patch), and
-//! [`Config::effective`], every field resolved against the embedded default
-//! and the node's facts. Only the first is ever written to disk.
-
-/// Serialise a type as its `Display` text and read it back with `FromStr`,
-/// so YAML holds `10.96.0.0/12` and `8760h` and parse errors keep their line.
-macro_rules! serde_via_str {
-    ($type:ty) => {
-        impl serde::Serialize for $type {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
-            }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $type {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
-            }
-        }
-    };
-}
-use serde_via_str;
+//! A [`Config`] holds two views of one document: exactly the fields someone
+//! set (the file, or a pre-init plugin's patch), and [`Config::effective`],
+//! every field resolved against the embedded default and the node's facts.
+//! Only the first is ever written to disk.
 
 mod cidr;
 mod duration;
 pub mod merge;
 pub mod schema;
+mod text;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -40,24 +21,31 @@ pub use cidr::Cidr;
 pub use duration::GoDuration;
 pub use schema::{ClusterConfig, ImageOverride, NetworkProvider, PullPolicy, StorageType};
 
+use crate::data_dir::DataDirView;
+use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
-use crate::pki::KeyAlgorithm;
+use crate::phase::Summarize;
+use crate::pki::{EtcdMode, KeyAlgorithm, PkiSpec, Validity, ValidityError};
+use crate::stage::{Stage, StageError};
 
 /// The embedded default document, also what `cargo xtask demo` runs on.
-pub const DEFAULT_YAML: &str = include_str!("default.yaml");
-
-/// Where the persisted configuration lives, relative to the data dir.
-pub const PERSISTED_PATH: &str = "config/cluster.yaml";
+pub(crate) const DEFAULT_YAML: &str = include_str!("default.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}; check the --config path")]
+    #[error("cannot read config {path}; check the --config path")]
     Read {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
-    #[error("invalid config {origin}: {message}")]
-    Parse { origin: String, message: String },
+    #[error("invalid config {origin}")]
+    Parse {
+        origin: String,
+        /// The YAML or JSON parser's error, with the line and key.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("invalid config {origin}: {key}: {message}")]
     Invalid {
         origin: String,
@@ -68,20 +56,27 @@ pub enum ConfigError {
     Patch { plugin: String, message: String },
 }
 
+impl ConfigError {
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
+    }
+}
+
 /// A validated configuration: what the user set, and what is in force.
+/// Only built from a document, so the two views never drift apart.
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Where the user's document came from, for error messages.
-    pub origin: String,
+    origin: String,
     /// Only the fields someone set; the document to persist.
-    pub user: ClusterConfig,
+    user: ClusterConfig,
     /// Every field resolved.
-    pub effective: Effective,
+    effective: Effective,
 }
 
 /// The configuration in force, with no optional fields left.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Effective {
+pub(crate) struct Effective {
     pub name: String,
     pub api: Api,
     pub network: Network,
@@ -91,7 +86,7 @@ pub struct Effective {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Api {
+pub(crate) struct Api {
     pub address: IpAddr,
     pub port: u16,
     pub sans: Vec<String>,
@@ -107,7 +102,7 @@ pub struct Network {
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub enum Storage {
+pub(crate) enum Storage {
     /// etcd run by Plinth; peers reach it at `peer_address`.
     Embedded {
         peer_address: IpAddr,
@@ -120,13 +115,11 @@ pub enum Storage {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pki {
     pub key_algorithm: KeyAlgorithm,
-    pub ca_validity: GoDuration,
-    pub cert_validity: GoDuration,
-    pub renew_before: GoDuration,
+    pub validity: Validity,
 }
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct Images {
+pub(crate) struct Images {
     pub repository: Option<String>,
     pub default_pull_policy: PullPolicy,
     /// Explicit per-component overrides, by component name.
@@ -156,7 +149,7 @@ impl Config {
         } else {
             serde_yaml::from_str(text).map_err(|error| ConfigError::Parse {
                 origin: origin.to_owned(),
-                message: error.to_string(),
+                source: error.into(),
             })?
         };
         Self::from_user(user, origin, node)
@@ -173,7 +166,7 @@ impl Config {
 
     /// Apply a plugin's JSON merge patch to what the user set, and validate
     /// the result again as if the user had written it.
-    pub fn patched(
+    pub(crate) fn patched(
         &self,
         patch: &Value,
         plugin: &str,
@@ -191,14 +184,14 @@ impl Config {
         let user: ClusterConfig =
             serde_json::from_value(document).map_err(|error| ConfigError::Parse {
                 origin: origin.clone(),
-                message: error.to_string(),
+                source: error.into(),
             })?;
         Self::from_user(user, &origin, node)
     }
 
     /// The effective document as JSON, for pre-init plugins: the user's
     /// fields over the embedded default, with node-derived values filled in.
-    pub fn effective_json(&self) -> String {
+    pub(crate) fn effective_json(&self) -> String {
         let mut document =
             to_json(&effective_document(&self.user, &self.origin).unwrap_or_default());
         let filled = serde_json::json!({
@@ -214,13 +207,62 @@ impl Config {
         document.to_string()
     }
 
+    /// Stage the persisted document (0600: it may name internal
+    /// addresses), unless the data dir holds it already.
+    pub(crate) fn stage_persisted(&self, stage: &mut Stage<'_>) -> Result<(), StageError> {
+        stage.write_if_changed(
+            DataDirView::PERSISTED_CONFIG,
+            self.persisted_yaml().as_bytes(),
+            0o600,
+        )
+    }
+
     /// The document Plinth persists: only what was set.
-    pub fn persisted_yaml(&self) -> String {
+    pub(crate) fn persisted_yaml(&self) -> String {
         let mut user = self.user.clone();
         user.api_version
             .get_or_insert_with(|| schema::API_VERSION.to_owned());
         user.kind.get_or_insert_with(|| schema::KIND.to_owned());
         serde_yaml::to_string(&user).expect("a ClusterConfig always serialises")
+    }
+}
+
+impl Config {
+    /// Where the user's document came from: a path, `(embedded default)`,
+    /// or either patched by a plugin.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Every field in force.
+    pub(crate) fn effective(&self) -> &Effective {
+        &self.effective
+    }
+
+    /// What the PKI phase is asked to produce, on this node.
+    pub fn pki_spec(&self, node: &NodeFacts) -> PkiSpec {
+        let effective = &self.effective;
+        PkiSpec {
+            cluster_domain: effective.network.cluster_domain.clone(),
+            service_ip: effective.network.service_cidr.first_host(),
+            api_address: effective.api.address,
+            api_port: effective.api.port,
+            extra_sans: effective.api.sans.clone(),
+            node_addresses: node.addresses.clone(),
+            hostname: node.hostname.clone(),
+            etcd: match effective.storage {
+                Storage::Embedded { peer_address } => EtcdMode::Embedded { peer_address },
+                Storage::External { .. } => EtcdMode::External,
+            },
+            key_algorithm: effective.pki.key_algorithm,
+            validity: effective.pki.validity,
+        }
+    }
+}
+
+impl Summarize for Config {
+    fn summary(&self) -> String {
+        format!("{} ({})", self.effective.name, self.origin)
     }
 }
 
@@ -245,7 +287,7 @@ fn effective_document(user: &ClusterConfig, origin: &str) -> Result<ClusterConfi
     merge::apply(&mut document, &to_json(user));
     serde_json::from_value(document).map_err(|error| ConfigError::Parse {
         origin: origin.to_owned(),
-        message: error.to_string(),
+        source: error.into(),
     })
 }
 
@@ -344,21 +386,29 @@ fn resolve(
             format!("`{key_algorithm}` is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"),
         )
     })?;
+    let (ca, cert, renew) = (
+        pki.ca_validity.expect(defaulted),
+        pki.cert_validity.expect(defaulted),
+        pki.renew_before.expect(defaulted),
+    );
+    let validity = Validity::new(ca.as_time(), cert.as_time(), renew.as_time()).map_err(
+        |error| match error {
+            ValidityError::CertNotShorterThanCa => invalid(
+                "spec.pki.certValidity",
+                format!("{cert} is not shorter than caValidity ({ca}): {error}; make it shorter"),
+            ),
+            ValidityError::RenewalNotShorterThanCert | ValidityError::Negative => invalid(
+                "spec.pki.renewBefore",
+                format!(
+                    "{renew} is not shorter than certValidity ({cert}): {error}; make it shorter"
+                ),
+            ),
+        },
+    )?;
     let pki = Pki {
         key_algorithm,
-        ca_validity: pki.ca_validity.expect(defaulted),
-        cert_validity: pki.cert_validity.expect(defaulted),
-        renew_before: pki.renew_before.expect(defaulted),
+        validity,
     };
-    if pki.cert_validity > pki.ca_validity {
-        return Err(invalid(
-            "spec.pki.certValidity",
-            format!(
-                "{} outlives the CAs ({}); make it shorter than caValidity",
-                pki.cert_validity, pki.ca_validity
-            ),
-        ));
-    }
     let repository = images.repository.filter(|r| !r.is_empty());
     if let Some(bad) = repository
         .as_deref()

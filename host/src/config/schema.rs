@@ -15,8 +15,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use super::cidr::Cidr;
 use super::duration::GoDuration;
 
-pub const API_VERSION: &str = "plinth.dev/v1beta1";
-pub const KIND: &str = "ClusterConfig";
+pub(crate) const API_VERSION: &str = "plinth.dev/v1beta1";
+pub(crate) const KIND: &str = "ClusterConfig";
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

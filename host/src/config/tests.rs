@@ -13,11 +13,14 @@ fn parse(yaml: &str) -> Result<Config, ConfigError> {
     Config::from_yaml(yaml, "test.yaml", &node())
 }
 
+/// The error of `result` as the operator reads it: with its causes.
+fn message<T: std::fmt::Debug>(result: Result<T, ConfigError>) -> String {
+    crate::error::one_line(&result.unwrap_err())
+}
+
 #[test]
 fn unknown_keys_are_errors_naming_the_file_line_and_key() {
-    let error = parse("spec:\n  api:\n    adress: 10.0.0.1\n")
-        .unwrap_err()
-        .to_string();
+    let error = message(parse("spec:\n  api:\n    adress: 10.0.0.1\n"));
     assert!(error.contains("test.yaml"), "{error}");
     assert!(error.contains("adress"), "{error}");
     assert!(error.contains("line 3"), "{error}");
@@ -25,23 +28,17 @@ fn unknown_keys_are_errors_naming_the_file_line_and_key() {
 
 #[test]
 fn malformed_values_are_errors_naming_the_key() {
-    let error = parse("spec:\n  network:\n    serviceCIDR: 10.96.0.1/12\n")
-        .unwrap_err()
-        .to_string();
+    let error = message(parse("spec:\n  network:\n    serviceCIDR: 10.96.0.1/12\n"));
     assert!(
         error.contains("host bits") && error.contains("line 3"),
         "{error}"
     );
-    let error = parse("spec:\n  pki:\n    keyAlgorithm: dsa\n")
-        .unwrap_err()
-        .to_string();
+    let error = message(parse("spec:\n  pki:\n    keyAlgorithm: dsa\n"));
     assert!(
         error.contains("spec.pki.keyAlgorithm") && error.contains("dsa"),
         "{error}"
     );
-    let error = parse("spec:\n  pki:\n    caValidity: 10d\n")
-        .unwrap_err()
-        .to_string();
+    let error = message(parse("spec:\n  pki:\n    caValidity: 10d\n"));
     assert!(error.contains("10d") && error.contains("line 3"), "{error}");
 }
 
@@ -59,7 +56,7 @@ fn an_empty_document_takes_every_default() {
         effective.network.service_cidr.first_host().to_string(),
         "10.96.0.1"
     );
-    assert_eq!(effective.pki.ca_validity, GoDuration::from_hours(87_600));
+    assert_eq!(effective.pki.validity.ca(), time::Duration::hours(87_600));
     assert_eq!(
         effective.storage,
         Storage::Embedded {
@@ -115,9 +112,9 @@ fn a_patch_counts_as_set_and_is_validated_again() {
         "p",
         &node(),
     );
-    assert!(invalid.unwrap_err().to_string().contains("spec.api.port"));
+    assert!(message(invalid).contains("spec.api.port"));
     let unknown = config.patched(&serde_json::json!({"spec": {"bogus": 1}}), "p", &node());
-    assert!(unknown.unwrap_err().to_string().contains("bogus"));
+    assert!(message(unknown).contains("bogus"));
     let removed = patched
         .patched(
             &serde_json::json!({"spec": {"network": null}}),
@@ -148,14 +145,12 @@ fn effective_json_fills_node_derived_values() {
 
 #[test]
 fn external_storage_needs_endpoints_and_embedded_refuses_them() {
-    let error = parse("spec:\n  storage:\n    type: external\n")
-        .unwrap_err()
-        .to_string();
+    let error = message(parse("spec:\n  storage:\n    type: external\n"));
     assert!(error.contains("endpoints"), "{error}");
     let error = parse(
         "spec:\n  storage:\n    etcd:\n      externalCluster:\n        endpoints: [https://e:2379]\n",
     );
-    assert!(error.unwrap_err().to_string().contains("externalCluster"));
+    assert!(message(error).contains("externalCluster"));
     let external =
         parse("spec:\n  storage:\n    type: external\n    etcd:\n      externalCluster:\n        endpoints: [https://e:2379]\n")
             .unwrap();
@@ -178,8 +173,25 @@ fn image_overrides_are_read_per_component() {
         images.overrides["coredns"].image.as_deref(),
         Some("my/coredns")
     );
-    let error = parse("spec:\n  images:\n    coredns:\n      tag: v9\n")
-        .unwrap_err()
-        .to_string();
+    let error = message(parse("spec:\n  images:\n    coredns:\n      tag: v9\n"));
     assert!(error.contains("tag") && error.contains("line 4"), "{error}");
+}
+
+#[test]
+fn validity_rules_name_the_key_that_breaks_them() {
+    let error = message(parse("spec:\n  pki:\n    certValidity: 87600h\n"));
+    assert!(
+        error.contains("spec.pki.certValidity") && error.contains("87600h"),
+        "{error}"
+    );
+    let error = message(parse("spec:\n  pki:\n    renewBefore: 8760h\n"));
+    assert!(
+        error.contains("spec.pki.renewBefore") && error.contains("every run would reissue"),
+        "{error}"
+    );
+    let shortest = parse("spec:\n  pki:\n    certValidity: 721h\n").unwrap();
+    assert_eq!(
+        shortest.effective.pki.validity.cert(),
+        time::Duration::hours(721)
+    );
 }

@@ -8,21 +8,22 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::image_resolve::{
-    Image, Origin, PullPolicy,
-};
-
-use super::{Answer, Hook, HookError, Outcome, Participant, check_text, run_chain};
+use super::chain::{Answer, HookError, Outcome, Participant, check_text, run_chain};
 use crate::config::Config;
 use crate::images::{self, Catalog, Selection, reference};
 use crate::journal::Journal;
+use crate::phase::Summarize;
+use crate::plugin::contract::{Hook, Image};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
+/// The built-in that opens the chain: the catalog's images.
+pub(crate) const BUILTIN: &str = "builtin:catalog";
+
 /// Most images a participant may return.
-pub const MAX_IMAGES: usize = 10_000;
+pub(crate) const MAX_IMAGES: usize = 10_000;
 
 /// Longest component name: a DNS label, as the catalog's names are.
-pub const MAX_COMPONENT_BYTES: usize = 63;
+pub(crate) const MAX_COMPONENT_BYTES: usize = 63;
 
 /// A participant of image-resolve.
 pub trait ImageResolver: Participant {
@@ -36,11 +37,7 @@ pub trait ImageResolver: Participant {
 
 impl ImageResolver for Plugin {
     fn resolve(&self, images: &[Image]) -> Result<Result<Vec<Image>, String>, CallFailure> {
-        self.call_hook(Hook::ImageResolve, |store, instance, exports| {
-            exports
-                .image_resolve(store, instance)?
-                .call_resolve(&mut *store, images)
-        })
+        self.image_resolve(images)
     }
 
     fn may_change_image_set(&self) -> bool {
@@ -57,7 +54,7 @@ pub struct CatalogDefaults<'a> {
 
 impl Participant for CatalogDefaults<'_> {
     fn name(&self) -> &str {
-        "builtin:catalog"
+        BUILTIN
     }
 }
 
@@ -76,11 +73,17 @@ impl ImageResolver for CatalogDefaults<'_> {
     }
 }
 
+impl Summarize for Outcome<Vec<Image>> {
+    fn summary(&self) -> String {
+        format!("{} image(s) resolved", self.value.len())
+    }
+}
+
 /// Run the chain: the built-in, then every plugin serving image-resolve.
 pub fn run(
     builtin: &CatalogDefaults<'_>,
     plugins: &PluginSet,
-    journal: &mut Journal,
+    journal: &Journal,
 ) -> Result<Outcome<Vec<Image>>, HookError> {
     let mut chain: Vec<&dyn ImageResolver> = vec![builtin];
     chain.extend(
@@ -94,7 +97,7 @@ pub fn run(
 /// Run an explicit chain of resolvers over an empty starting list.
 pub fn run_resolvers(
     chain: &[&dyn ImageResolver],
-    journal: &mut Journal,
+    journal: &Journal,
 ) -> Result<Outcome<Vec<Image>>, HookError> {
     run_chain(
         Hook::ImageResolve,
@@ -215,6 +218,7 @@ fn check_component(component: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::contract::{Origin, PullPolicy};
 
     fn image(component: &str) -> Image {
         Image {

@@ -7,25 +7,17 @@
 //! controller with a token joins the control plane, and without one it
 //! creates (connects to) the cluster the external etcd holds.
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::join_decision::{
-    JoinAction, JoinFacts, Proposal, StorageKind,
-};
-
-use super::{Answer, Hook, HookError, Participant, check_text, run_chain};
+use super::chain::{Answer, HookError, Participant, check_text, run_chain};
 use crate::journal::Journal;
+use crate::phase::Summarize;
+use crate::plugin::contract::{Hook, JoinAction, JoinFacts, Proposal, StorageKind};
 use crate::plugin::{CallFailure, Plugin, PluginSet};
 
-/// The contract's name of an action, e.g. `create-cluster`.
-pub fn action_name(action: JoinAction) -> &'static str {
-    match action {
-        JoinAction::CreateCluster => "create-cluster",
-        JoinAction::JoinCluster => "join-cluster",
-        JoinAction::AlreadyMember => "already-member",
-    }
-}
+/// The built-in that opens the chain: the decision from storage state.
+pub(crate) const BUILTIN: &str = "builtin:storage-state";
 
 /// A participant of join-decision.
-pub trait JoinDecider: Participant {
+pub(crate) trait JoinDecider: Participant {
     /// The next proposal, or `Err(reason)` to refuse every outcome.
     fn decide(
         &self,
@@ -40,20 +32,16 @@ impl JoinDecider for Plugin {
         facts: &JoinFacts,
         current: &Proposal,
     ) -> Result<Result<Proposal, String>, CallFailure> {
-        self.call_hook(Hook::JoinDecision, |store, instance, exports| {
-            exports
-                .join_decision(store, instance)?
-                .call_decide(&mut *store, facts, current)
-        })
+        self.join_decision(facts, current)
     }
 }
 
 /// The built-in decision from storage state.
-pub struct StorageState;
+pub(crate) struct StorageState;
 
 impl Participant for StorageState {
     fn name(&self) -> &str {
-        "builtin:storage-state"
+        BUILTIN
     }
 }
 
@@ -88,6 +76,12 @@ impl JoinDecider for StorageState {
     }
 }
 
+impl Summarize for Proposal {
+    fn summary(&self) -> String {
+        format!("{}: {}", self.action.as_str(), self.reason)
+    }
+}
+
 /// The starting point of the chain, replaced by the built-in's proposal.
 fn undecided() -> Proposal {
     Proposal {
@@ -99,7 +93,7 @@ fn undecided() -> Proposal {
 pub fn run(
     facts: &JoinFacts,
     plugins: &PluginSet,
-    journal: &mut Journal,
+    journal: &Journal,
 ) -> Result<Proposal, HookError> {
     let mut chain: Vec<&dyn JoinDecider> = vec![&StorageState];
     chain.extend(
@@ -121,7 +115,7 @@ pub fn run(
                     ));
                 }
                 let detail =
-                    serde_json::json!({"action": action_name(next.action), "reason": next.reason});
+                    serde_json::json!({"action": next.action.as_str(), "reason": next.reason});
                 Ok(Answer {
                     detail: Some(detail),
                     ..Answer::next(next)

@@ -2,39 +2,38 @@
 //! alike, goes past every auditor before anything is committed. Auditors see
 //! certificates only: no private key ever crosses into a plugin.
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::post_pki::{
-    Certificate, KeyAlgorithm,
-};
+use super::chain::{Answer, Attributed, HookError, Participant, run_chain};
+use time::OffsetDateTime;
 
-use super::{Answer, Attributed, Hook, HookError, Participant, run_chain};
 use crate::journal::{self, Journal};
+use crate::phase::Summarize;
 use crate::pki::{CertificateFacts, PublicKeyAlgorithm};
-use crate::plugin::{CallFailure, Finding, Plugin, PluginSet, Severity};
+use crate::plugin::contract::{Certificate, Finding, Hook, KeyAlgorithm, Severity};
+use crate::plugin::{CallFailure, Plugin, PluginSet};
+
+/// The built-in auditor, first of the chain: every certificate in validity.
+pub(crate) const BUILTIN: &str = "builtin:validity";
 
 /// A participant of post-pki.
-pub trait CertAuditor: Participant {
+pub(crate) trait CertAuditor: Participant {
     fn audit(&self, certificates: &[Certificate]) -> Result<Vec<Finding>, CallFailure>;
 }
 
 impl CertAuditor for Plugin {
     fn audit(&self, certificates: &[Certificate]) -> Result<Vec<Finding>, CallFailure> {
-        self.call_hook(Hook::PostPki, |store, instance, exports| {
-            exports
-                .post_pki(store, instance)?
-                .call_audit(&mut *store, certificates)
-        })
+        self.post_pki(certificates)
     }
 }
 
 /// The built-in: no certificate of the set may be outside its validity.
-pub struct ValidityCheck {
+pub(crate) struct ValidityCheck {
     /// Unix seconds.
     pub now: i64,
 }
 
 impl Participant for ValidityCheck {
     fn name(&self) -> &str {
-        "builtin:validity"
+        BUILTIN
     }
 }
 
@@ -57,7 +56,7 @@ impl CertAuditor for ValidityCheck {
 }
 
 /// The contract's view of a certificate.
-pub fn to_wire(facts: &CertificateFacts) -> Certificate {
+fn to_wire(facts: &CertificateFacts) -> Certificate {
     Certificate {
         name: facts.name.clone(),
         path: facts.path.display().to_string(),
@@ -85,15 +84,31 @@ pub fn to_wire(facts: &CertificateFacts) -> Certificate {
     }
 }
 
-/// Run every auditor over `certificates`; the notes are the findings that
-/// did not deny (warnings, information).
+/// What the auditors made of the certificate set.
+pub struct Audit {
+    pub certificates: usize,
+    /// The findings that did not deny (warnings, information).
+    pub notes: Vec<Attributed>,
+}
+
+impl Summarize for Audit {
+    fn summary(&self) -> String {
+        format!("{} certificate(s) audited", self.certificates)
+    }
+}
+
+/// Run every auditor over the certificate set, judged at `now`.
 pub fn run(
-    certificates: &[Certificate],
-    builtin: &ValidityCheck,
+    certificates: &[CertificateFacts],
+    now: OffsetDateTime,
     plugins: &PluginSet,
-    journal: &mut Journal,
-) -> Result<Vec<Attributed>, HookError> {
-    let mut chain: Vec<&dyn CertAuditor> = vec![builtin];
+    journal: &Journal,
+) -> Result<Audit, HookError> {
+    let certificates: Vec<Certificate> = certificates.iter().map(to_wire).collect();
+    let builtin = ValidityCheck {
+        now: now.unix_timestamp(),
+    };
+    let mut chain: Vec<&dyn CertAuditor> = vec![&builtin];
     chain.extend(
         plugins
             .serving(Hook::PostPki)
@@ -101,19 +116,22 @@ pub fn run(
     );
     // The certificates are the same for every auditor; the chain value is
     // their digest, so the journal shows every auditor saw the same set.
-    let digest = journal::digest(certificates);
+    let digest = journal::digest(&certificates);
     let outcome = run_chain(
         Hook::PostPki,
         journal,
         &chain,
         digest,
         |participant, current| {
-            let findings = participant.audit(certificates)?;
+            let findings = participant.audit(&certificates)?;
             Ok(Answer {
                 findings,
                 ..Answer::next(current.clone())
             })
         },
     )?;
-    Ok(outcome.notes)
+    Ok(Audit {
+        certificates: certificates.len(),
+        notes: outcome.notes,
+    })
 }

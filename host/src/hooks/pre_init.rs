@@ -5,45 +5,46 @@
 
 use serde::{Serialize, Serializer};
 
-pub use crate::plugin::bindings::exports::plinth::bootstrap::pre_init::{
-    NodeFacts as WireNodeFacts, PreInitAnswer,
-};
-
-use super::{Answer, Attributed, Hook, HookError, Participant, run_chain};
+use super::chain::{Answer, HookError, Outcome, Participant, run_chain};
 use crate::config::Config;
+use crate::data_dir::DataDirView;
 use crate::journal::Journal;
 use crate::node::NodeFacts;
-use crate::plugin::{CallFailure, Finding, Plugin, PluginSet, Severity};
+use crate::phase::Summarize;
+use crate::plugin::contract::{self, Finding, Hook, PreInitAnswer, Severity};
+use crate::plugin::{CallFailure, Plugin, PluginSet};
+
+/// The built-in that opens the chain: a check of the node's addresses.
+pub(crate) const BUILTIN: &str = "builtin:node-addresses";
 
 /// Largest patch accepted from a plugin.
-pub const MAX_PATCH_BYTES: usize = 1 << 20;
+pub(crate) const MAX_PATCH_BYTES: usize = 1 << 20;
 
 /// A participant of pre-init.
-pub trait ConfigValidator: Participant {
-    fn check(&self, config_json: &str, facts: &WireNodeFacts)
-    -> Result<PreInitAnswer, CallFailure>;
+pub(crate) trait ConfigValidator: Participant {
+    fn check(
+        &self,
+        config_json: &str,
+        facts: &contract::NodeFacts,
+    ) -> Result<PreInitAnswer, CallFailure>;
 }
 
 impl ConfigValidator for Plugin {
     fn check(
         &self,
         config_json: &str,
-        facts: &WireNodeFacts,
+        facts: &contract::NodeFacts,
     ) -> Result<PreInitAnswer, CallFailure> {
-        self.call_hook(Hook::PreInit, |store, instance, exports| {
-            exports
-                .pre_init(store, instance)?
-                .call_check(&mut *store, config_json, facts)
-        })
+        self.pre_init(config_json, facts)
     }
 }
 
 /// The built-in: warns about addresses that will not reach this node.
-pub struct NodeAddressCheck;
+pub(crate) struct NodeAddressCheck;
 
 impl Participant for NodeAddressCheck {
     fn name(&self) -> &str {
-        "builtin:node-addresses"
+        BUILTIN
     }
 }
 
@@ -51,7 +52,7 @@ impl ConfigValidator for NodeAddressCheck {
     fn check(
         &self,
         config_json: &str,
-        facts: &WireNodeFacts,
+        facts: &contract::NodeFacts,
     ) -> Result<PreInitAnswer, CallFailure> {
         let document: serde_json::Value =
             serde_json::from_str(config_json).map_err(|e| CallFailure::Malformed(e.to_string()))?;
@@ -110,12 +111,20 @@ impl Serialize for Current {
     }
 }
 
-pub fn wire_facts(node: &NodeFacts, data_dir: &std::path::Path) -> WireNodeFacts {
-    WireNodeFacts {
+/// The contract's node facts; the data dir is empty when no bootstrap
+/// writes one (`airgap list-images`).
+fn wire_facts(node: &NodeFacts, data_dir: Option<&DataDirView>) -> contract::NodeFacts {
+    contract::NodeFacts {
         hostname: node.hostname.clone(),
         addresses: node.addresses.iter().map(ToString::to_string).collect(),
         plinth_version: env!("CARGO_PKG_VERSION").to_owned(),
-        data_dir: data_dir.display().to_string(),
+        data_dir: data_dir.map_or_else(String::new, |dir| dir.root().display().to_string()),
+    }
+}
+
+impl Summarize for Outcome<Config> {
+    fn summary(&self) -> String {
+        "configuration accepted".to_owned()
     }
 }
 
@@ -124,10 +133,10 @@ pub fn wire_facts(node: &NodeFacts, data_dir: &std::path::Path) -> WireNodeFacts
 pub fn run(
     config: Config,
     node: &NodeFacts,
-    data_dir: &std::path::Path,
+    data_dir: Option<&DataDirView>,
     plugins: &PluginSet,
-    journal: &mut Journal,
-) -> Result<(Config, Vec<Attributed>), HookError> {
+    journal: &Journal,
+) -> Result<Outcome<Config>, HookError> {
     let facts = wire_facts(node, data_dir);
     let mut chain: Vec<&dyn ConfigValidator> = vec![&NodeAddressCheck];
     chain.extend(
@@ -174,5 +183,8 @@ pub fn run(
             })
         },
     )?;
-    Ok((outcome.value.config, outcome.notes))
+    Ok(Outcome {
+        value: outcome.value.config,
+        notes: outcome.notes,
+    })
 }

@@ -17,7 +17,7 @@ pub enum Activation {
 }
 
 impl Activation {
-    pub fn is_active(self, config: &Effective) -> bool {
+    pub(crate) fn is_active(self, config: &Effective) -> bool {
         match self {
             Activation::Always => true,
             Activation::Network(provider) => config.network.provider == provider,

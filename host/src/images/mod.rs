@@ -7,12 +7,12 @@ pub mod reference;
 pub use catalog::{Activation, Catalog, CatalogEntry};
 
 use crate::config::{Config, ImageOverride, PullPolicy};
-use crate::plugin::bindings::exports::plinth::bootstrap::image_resolve::{
-    Image, Origin, PullPolicy as WirePullPolicy,
-};
-
-/// Where the resolved list is written, relative to the data dir.
-pub const LOCK_PATH: &str = "images.lock";
+use crate::data_dir::DataDirView;
+use crate::error_class::ErrorClass;
+use crate::journal::{Entry, Verdict};
+use crate::phase::Phase;
+use crate::plugin::contract::{Image, Origin, PullPolicy as WirePullPolicy};
+use crate::stage::{Stage, StageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImagesError {
@@ -35,8 +35,8 @@ pub enum ImagesError {
 }
 
 impl ImagesError {
-    pub fn exit_code(&self) -> crate::ExitCode {
-        crate::ExitCode::Usage
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
     }
 }
 
@@ -51,8 +51,8 @@ pub enum Selection {
 
 /// Check that every override names a catalog component and is well formed,
 /// so a typo fails at start with exit 2, before any phase.
-pub fn check_overrides(catalog: &Catalog, config: &Config) -> Result<(), ImagesError> {
-    for (component, image_override) in &config.effective.images.overrides {
+pub(crate) fn check_overrides(catalog: &Catalog, config: &Config) -> Result<(), ImagesError> {
+    for (component, image_override) in &config.effective().images.overrides {
         if catalog.get(component).is_none() {
             let known = catalog
                 .entries()
@@ -61,14 +61,14 @@ pub fn check_overrides(catalog: &Catalog, config: &Config) -> Result<(), ImagesE
                 .collect::<Vec<_>>()
                 .join(", ");
             return Err(ImagesError::UnknownComponent {
-                origin: config.origin.clone(),
+                origin: config.origin().to_owned(),
                 component: component.clone(),
                 version: catalog.plinth_version.clone(),
                 known,
             });
         }
         let bad = |field, message: String| ImagesError::BadOverride {
-            origin: config.origin.clone(),
+            origin: config.origin().to_owned(),
             component: component.clone(),
             field,
             message,
@@ -91,12 +91,12 @@ pub fn check_overrides(catalog: &Catalog, config: &Config) -> Result<(), ImagesE
 /// repository rewrites their registry here, at every resolve, and nowhere
 /// else); an override makes its component explicit.
 pub fn defaults(catalog: &Catalog, config: &Config, selection: Selection) -> Vec<Image> {
-    let images = &config.effective.images;
+    let images = &config.effective().images;
     catalog
         .entries()
         .iter()
         .filter(|entry| {
-            selection == Selection::All || entry.activation.is_active(&config.effective)
+            selection == Selection::All || entry.activation.is_active(config.effective())
         })
         .map(|entry| {
             let explicit = images.overrides.get(&entry.component);
@@ -145,9 +145,24 @@ pub fn reference_of(image: &Image) -> String {
     }
 }
 
+/// Who the journal says wrote the lock file.
+const LOCK_JOURNAL_NAME: &str = "builtin:lock";
+
+/// Stage the lock file of `images`, unless the data dir holds it already.
+pub(crate) fn stage_lock(stage: &mut Stage<'_>, images: &[Image]) -> Result<(), StageError> {
+    stage.write_if_changed(DataDirView::IMAGES_LOCK, &lock_file(images), 0o644)
+}
+
+/// The journal line listing every resolved reference.
+pub(crate) fn lock_entry(images: &[Image]) -> Entry {
+    let references: Vec<String> = images.iter().map(reference_of).collect();
+    Entry::new(Phase::ImageResolve, LOCK_JOURNAL_NAME, Verdict::Event)
+        .detail(serde_json::json!({ "images": references }))
+}
+
 /// The lock file: one JSON document, images sorted by component, so the
 /// same resolution always writes the same bytes.
-pub fn lock_file(images: &[Image]) -> Vec<u8> {
+pub(crate) fn lock_file(images: &[Image]) -> Vec<u8> {
     let mut sorted: Vec<&Image> = images.iter().collect();
     sorted.sort_by(|a, b| a.component.cmp(&b.component));
     let entries: Vec<serde_json::Value> = sorted

@@ -4,7 +4,7 @@
 /// Split `repository` into its registry host and the path after it. A first
 /// segment with a `.` or `:`, or `localhost`, is a registry; otherwise the
 /// image lives on Docker Hub, where a one-segment name means `library/NAME`.
-pub fn split_registry(repository: &str) -> (&str, String) {
+pub(crate) fn split_registry(repository: &str) -> (&str, String) {
     match repository.split_once('/') {
         Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
             (first, rest.to_owned())
@@ -15,7 +15,7 @@ pub fn split_registry(repository: &str) -> (&str, String) {
 }
 
 /// `repository` moved to `registry` (which may carry a path prefix).
-pub fn with_registry(repository: &str, registry: &str) -> String {
+pub(crate) fn with_registry(repository: &str, registry: &str) -> String {
     let (_, path) = split_registry(repository);
     format!("{}/{path}", registry.trim_end_matches('/'))
 }
@@ -23,7 +23,7 @@ pub fn with_registry(repository: &str, registry: &str) -> String {
 /// A repository as OCI distribution accepts it: lowercase path components of
 /// `[a-z0-9]` with `.`, `_`, `-` separators; a registry host may carry a
 /// port. One pass over the bytes: this runs for every image a plugin changes.
-pub fn check_repository(repository: &str) -> Result<(), String> {
+pub(crate) fn check_repository(repository: &str) -> Result<(), String> {
     let bad = |why: &str| Err(format!("`{repository}` is not an image repository: {why}"));
     if repository.is_empty() || repository.len() > 255 {
         return bad("it must be 1 to 255 characters");
@@ -83,7 +83,7 @@ fn is_repository_path(path: &[u8]) -> bool {
     alphanumeric(previous)
 }
 
-pub fn check_tag(tag: &str) -> Result<(), String> {
+pub(crate) fn check_tag(tag: &str) -> Result<(), String> {
     let valid = !tag.is_empty()
         && tag.len() <= 128
         && !tag.starts_with(['.', '-'])
@@ -99,7 +99,7 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     }
 }
 
-pub fn check_digest(digest: &str) -> Result<(), String> {
+pub(crate) fn check_digest(digest: &str) -> Result<(), String> {
     match digest.strip_prefix("sha256:") {
         Some(hex)
             if hex.len() == 64

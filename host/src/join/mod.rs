@@ -1,38 +1,96 @@
-//! What the create-or-join decision is made from: storage state and the
-//! join token.
+//! What the create-or-join decision is made from (storage state and the
+//! join token), and what a join needs before it can go ahead.
 
 pub mod token;
 
-use std::path::Path;
+use std::path::PathBuf;
 
 pub use token::{JoinToken, TokenError};
 
 use crate::config::{Config, Storage};
-use crate::hooks::join_decision::{JoinFacts, StorageKind};
+use crate::data_dir::DataDirView;
+use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
+use crate::plugin::contract::{JoinAction, JoinFacts, Proposal, StorageKind};
+use crate::sha256::Sha256;
 
-/// The file whose presence means this machine's etcd holds cluster data.
-/// Deliberately storage state, not certificates: certificates can be copied
-/// onto a fresh machine (a CA handed over for joining), data cannot.
-pub const ETCD_MEMBER_DB: &str = "etcd/member/snap/db";
+/// A join the local state cannot support.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    #[error(
+        "joining the cluster at {api} needs its CA in {path}: this build has no join API client, so copy the cluster's CAs (pki/ca.*, pki/front-proxy-ca.*, pki/etcd/ca.*) there first, as with kubeadm's manual certificate distribution"
+    )]
+    ClusterCaMissing { api: String, path: PathBuf },
+    #[error(
+        "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
+    )]
+    ClusterCaMismatch {
+        path: PathBuf,
+        pinned: Sha256,
+        actual: Sha256,
+    },
+}
+
+impl JoinError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::ClusterCaMissing { .. } => ErrorClass::Unreachable,
+            Self::ClusterCaMismatch { .. } => ErrorClass::Invalid,
+        }
+    }
+}
 
 /// Observe the facts the join decision is made from.
 pub fn facts(
-    data_dir: &Path,
+    data_dir: &DataDirView,
     config: &Config,
     token: Option<&JoinToken>,
     node: &NodeFacts,
 ) -> JoinFacts {
-    let storage = match config.effective.storage {
+    let storage = match config.effective().storage {
         Storage::Embedded { .. } => StorageKind::EmbeddedEtcd,
         Storage::External { .. } => StorageKind::ExternalEtcd,
     };
     JoinFacts {
         storage,
         etcd_member_data: storage == StorageKind::EmbeddedEtcd
-            && data_dir.join(ETCD_MEMBER_DB).is_file(),
+            && data_dir.etcd_member_db().is_file(),
         join_token_present: token.is_some(),
         join_token_api: token.map(|t| t.api.clone()),
         hostname: node.hostname.clone(),
     }
+}
+
+/// Whether this machine can go ahead with the decision: a join needs the
+/// cluster CA the token pins already in `pki/` (copied by hand, as this
+/// build has no join API client).
+pub(crate) fn check_prerequisites(
+    decision: &Proposal,
+    token: Option<&JoinToken>,
+    data_dir: &DataDirView,
+) -> Result<(), JoinError> {
+    match token {
+        Some(token) if decision.action == JoinAction::JoinCluster => {
+            check_cluster_ca(data_dir, token)
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_cluster_ca(data_dir: &DataDirView, token: &JoinToken) -> Result<(), JoinError> {
+    let path = data_dir.path(crate::pki::cluster_ca_cert());
+    let Some(actual) = token::certificate_sha256(&path) else {
+        return Err(JoinError::ClusterCaMissing {
+            api: token.api.clone(),
+            path,
+        });
+    };
+    if actual != token.ca_sha256 {
+        return Err(JoinError::ClusterCaMismatch {
+            path,
+            pinned: token.ca_sha256,
+            actual,
+        });
+    }
+    Ok(())
 }

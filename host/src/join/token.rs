@@ -6,6 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error_class::ErrorClass;
+use crate::sha256::Sha256;
+
 const PREFIX: &str = "plinth-join-v1:";
 
 #[derive(Debug, thiserror::Error)]
@@ -22,8 +25,8 @@ pub enum TokenError {
 }
 
 impl TokenError {
-    pub fn exit_code(&self) -> crate::ExitCode {
-        crate::ExitCode::Usage
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
     }
 }
 
@@ -32,8 +35,8 @@ impl TokenError {
 pub struct JoinToken {
     /// `host:port` of an existing controller's join API.
     pub api: String,
-    /// sha256 (hex) of the cluster CA certificate, DER-encoded.
-    pub ca_sha256: String,
+    /// sha256 of the cluster CA certificate, DER-encoded.
+    pub ca_sha256: Sha256,
     secret: String,
 }
 
@@ -71,32 +74,26 @@ impl JoinToken {
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
             return Err(format!("`{api}` is not host:port"));
         }
-        if ca_sha256.len() != 64 || !ca_sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err("the CA digest is not 64 hex digits".to_owned());
-        }
+        let ca_sha256: Sha256 = ca_sha256
+            .parse()
+            .map_err(|_| "the CA digest is not 64 hex digits")?;
         if secret.len() < 16 || !secret.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Err("the secret must be at least 16 letters or digits".to_owned());
         }
         Ok(Self {
             api: api.to_owned(),
-            ca_sha256: ca_sha256.to_ascii_lowercase(),
+            ca_sha256,
             secret: secret.to_owned(),
         })
     }
-
-    /// The shared secret, for the join API client only.
-    pub fn secret(&self) -> &str {
-        &self.secret
-    }
 }
 
-/// sha256 (hex) of the DER of the PEM certificate at `path`: what a token
-/// pins. `None` when there is no readable certificate there.
-pub fn certificate_sha256(path: &Path) -> Option<String> {
-    use sha2::{Digest, Sha256};
+/// sha256 of the DER of the PEM certificate at `path`: what a token pins.
+/// `None` when there is no readable certificate there.
+pub(crate) fn certificate_sha256(path: &Path) -> Option<Sha256> {
     let pem = std::fs::read(path).ok()?;
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
-    Some(hex::encode(Sha256::digest(&pem.contents)))
+    Some(Sha256::of(&pem.contents))
 }
 
 #[cfg(test)]
@@ -111,7 +108,7 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(token.api, "[fd00::1]:9443");
-        assert_eq!(token.ca_sha256, ca);
+        assert_eq!(token.ca_sha256.to_string(), ca);
         assert!(!format!("{token:?}").contains("s3cr3t"));
     }
 

@@ -85,7 +85,7 @@ impl Encoder {
 /// Only a `Serialize` impl that fails on its own can make encoding fail.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct EncodeError(String);
+pub(crate) struct EncodeError(String);
 
 impl ser::Error for EncodeError {
     fn custom<T: std::fmt::Display>(message: T) -> Self {

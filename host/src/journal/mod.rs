@@ -9,25 +9,38 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::data_dir::DataDir;
+use crate::error_class::ErrorClass;
+use crate::phase::Phase;
+use crate::sha256::Sha256;
+
 mod digest;
 pub use digest::digest;
 
-/// Where the journal lives, relative to the data dir.
-pub const JOURNAL_PATH: &str = "journal/bootstrap.jsonl";
+/// Who wrote an entry about the bootstrap as a whole.
+pub(crate) const HOST: &str = "plinth";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot write the journal {path}: {source}; check that the data dir is writable")]
+    #[error("cannot write the journal {path}; check that the data dir is writable")]
     Io {
         path: PathBuf,
+        #[source]
         source: std::io::Error,
     },
+}
+
+impl JournalError {
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Internal
+    }
 }
 
 /// What a participant's answer did.
@@ -51,11 +64,11 @@ pub enum Verdict {
 pub struct Entry {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
-    pub phase: &'static str,
+    pub phase: Phase,
     /// `builtin:<name>` for built-ins, else the plugin's file stem.
     pub plugin: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input_digest: Option<String>,
     pub verdict: Verdict,
@@ -70,7 +83,7 @@ pub struct Entry {
 }
 
 impl Entry {
-    pub fn new(phase: &'static str, plugin: impl Into<String>, verdict: Verdict) -> Self {
+    pub fn new(phase: Phase, plugin: impl Into<String>, verdict: Verdict) -> Self {
         Self {
             time: OffsetDateTime::now_utc(),
             phase,
@@ -85,6 +98,15 @@ impl Entry {
         }
     }
 
+    /// The last line of a failed bootstrap: why it stopped, so the journal
+    /// alone explains the run.
+    pub fn failure(reason: String) -> Self {
+        Self {
+            trap: Some(reason),
+            ..Self::new(Phase::Bootstrap, HOST, Verdict::Failed)
+        }
+    }
+
     pub fn took(mut self, duration: Duration) -> Self {
         self.duration_us = duration.as_micros();
         self
@@ -96,18 +118,43 @@ impl Entry {
     }
 }
 
-/// An open journal. Each entry is one `write` of one line in append mode,
-/// so a crash leaves at most the last line incomplete.
+/// A handle on the journal: cheap to clone, and safe to write through from
+/// several threads or tasks at once. Each entry is one `write` of one line,
+/// made under a mutex in append mode, so entries never interleave and a
+/// crash leaves at most the last line incomplete. Nothing is kept in memory.
+#[derive(Clone, Debug)]
 pub struct Journal {
+    /// `None` for a journal that writes nowhere.
+    file: Option<Arc<JournalFile>>,
+}
+
+#[derive(Debug)]
+struct JournalFile {
     path: PathBuf,
-    file: Option<File>,
-    entries: Vec<Entry>,
+    file: Mutex<File>,
+}
+
+impl JournalFile {
+    fn io(&self, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// The file, even if a writer panicked while holding it: every write is
+    /// a whole line or nothing worse than a torn last line.
+    fn lock(&self) -> std::sync::MutexGuard<'_, File> {
+        self.file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Journal {
-    /// Open (creating) the journal under `data_dir`.
-    pub fn open(data_dir: &Path) -> Result<Self, JournalError> {
-        let path = data_dir.join(JOURNAL_PATH);
+    /// Open (creating) the journal of a data dir this process holds.
+    pub fn open(data_dir: &DataDir) -> Result<Self, JournalError> {
+        let path = data_dir.journal_file();
         let io = |source| JournalError::Io {
             path: path.clone(),
             source,
@@ -125,52 +172,80 @@ impl Journal {
             .open(&path)
             .map_err(io)?;
         Ok(Self {
-            path,
-            file: Some(file),
-            entries: Vec::new(),
+            file: Some(Arc::new(JournalFile {
+                path,
+                file: Mutex::new(file),
+            })),
         })
     }
 
-    /// A journal that keeps entries in memory only (`airgap list-images`,
-    /// which must not write to any data dir).
-    pub fn in_memory() -> Self {
-        Self {
-            path: PathBuf::new(),
-            file: None,
-            entries: Vec::new(),
-        }
+    /// A journal that writes nowhere: `airgap list-images` must not touch
+    /// any data dir.
+    pub fn discard() -> Self {
+        Self { file: None }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn record(&self, entry: Entry) -> Result<(), JournalError> {
+        let Some(journal) = &self.file else {
+            return Ok(());
+        };
+        let mut line = serde_json::to_vec(&entry).expect("journal entries serialise");
+        line.push(b'\n');
+        journal
+            .lock()
+            .write_all(&line)
+            .map_err(|source| journal.io(source))
     }
 
-    pub fn record(&mut self, entry: Entry) -> Result<(), JournalError> {
-        if let Some(file) = &mut self.file {
-            let mut line = serde_json::to_vec(&entry).expect("journal entries serialise");
-            line.push(b'\n');
-            file.write_all(&line).map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
-        }
-        self.entries.push(entry);
-        Ok(())
-    }
-
-    /// Everything recorded through this handle, oldest first.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
+    pub(crate) fn record_all(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(), JournalError> {
+        entries.into_iter().try_for_each(|entry| self.record(entry))
     }
 
     /// Make what was written durable; called at the end of a run.
     pub fn sync(&self) -> Result<(), JournalError> {
         match &self.file {
-            Some(file) => file.sync_data().map_err(|source| JournalError::Io {
-                path: self.path.clone(),
-                source,
-            }),
+            Some(journal) => journal
+                .lock()
+                .sync_data()
+                .map_err(|source| journal.io(source)),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
+
+    #[test]
+    fn entries_written_from_many_threads_are_whole_lines() {
+        assert_send_sync_clone::<Journal>();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::lock(dir.path()).unwrap();
+        let journal = Journal::open(&data_dir).unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let journal = journal.clone();
+                scope.spawn(move || {
+                    for n in 0..50 {
+                        let entry = Entry::new(Phase::Commit, format!("t{thread}"), Verdict::Event)
+                            .detail(serde_json::json!({ "n": n, "pad": "x".repeat(4096) }));
+                        journal.record(entry).unwrap();
+                    }
+                });
+            }
+        });
+        journal.sync().unwrap();
+        let text = std::fs::read_to_string(data_dir.journal_file()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("a whole JSON line"))
+            .collect();
+        assert_eq!(lines.len(), 200);
     }
 }

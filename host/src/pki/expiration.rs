@@ -6,13 +6,17 @@
 //! whose certificates Plinth does not manage.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::data_dir::DataDirView;
+
+use super::error::PkiError;
+use super::read::{read_optional, rfc3339};
 use super::set::{self, CaId, KUBECONFIGS, LEAVES};
-use super::{PkiError, issue, kubeconfig, rfc3339};
+use super::{issue, kubeconfig};
 
 /// State of one file of the set.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -67,15 +71,15 @@ impl ExpirationReport {
 /// expires. Missing or unparsable files are rows, not errors; only an I/O
 /// error other than "not found" is.
 pub fn check_expiration(
-    data_dir: &Path,
+    data_dir: &DataDirView,
     now: OffsetDateTime,
 ) -> Result<ExpirationReport, PkiError> {
-    let etcd = data_dir.join(set::cert_path(CaId::Etcd.name())).exists();
+    let etcd = data_dir.path(set::cert_path(CaId::Etcd.name())).exists();
     let wanted = |ca: CaId| ca != CaId::Etcd || etcd;
     let mut rows = Vec::new();
     for leaf in LEAVES.iter().filter(|l| wanted(l.ca)) {
         let rel = set::cert_path(leaf.name);
-        let pem = super::read_optional(&data_dir.join(&rel))?;
+        let pem = read_optional(&data_dir.path(&rel))?;
         rows.push(row(
             leaf.name,
             rel,
@@ -86,14 +90,14 @@ pub fn check_expiration(
     }
     for kc in KUBECONFIGS {
         let rel = set::kubeconfig_path(kc.file);
-        let der = super::read_optional(&data_dir.join(&rel))?.map(|yaml| {
+        let der = read_optional(&data_dir.path(&rel))?.map(|yaml| {
             kubeconfig::client_certificate(&yaml).and_then(|pem| issue::pem_to_der(&pem))
         });
         rows.push(row(kc.file, rel, der, set::ca_of(kc.leaf), now));
     }
     for ca in CaId::ALL.into_iter().filter(|ca| wanted(*ca)) {
         let rel = set::cert_path(ca.name());
-        let pem = super::read_optional(&data_dir.join(&rel))?;
+        let pem = read_optional(&data_dir.path(&rel))?;
         rows.push(row(
             ca.name(),
             rel,

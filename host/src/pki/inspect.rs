@@ -11,7 +11,7 @@ use x509_parser::der_parser::oid::Oid;
 use x509_parser::extensions::GeneralName;
 use x509_parser::x509::X509Name;
 
-use super::PkiError;
+use super::error::PkiError;
 
 /// Algorithm of a certificate's subject public key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -12,14 +12,14 @@ use rcgen::{
 use time::OffsetDateTime;
 use x509_parser::certificate::X509Certificate;
 
-use super::PkiError;
 use super::decision::ReissueReason;
+use super::error::PkiError;
 use super::inspect::{
     PublicKeyAlgorithm, escape_rfc4514, public_key_algorithm, rfc4514, sans, usage_names,
 };
 use super::keys;
 use super::set::{CaId, LeafSpec, Usage};
-use super::spec::{BACKDATE, PkiSpec};
+use super::spec::{BACKDATE, KeyAlgorithm, PkiSpec};
 
 /// A CA ready to sign: its certificate (as on disk and DER) and its key.
 pub(crate) struct LoadedCa {
@@ -68,7 +68,7 @@ pub(crate) fn self_signed_ca(
         .distinguished_name
         .push(DnType::CommonName, id.common_name());
     params.not_before = now - BACKDATE;
-    params.not_after = now + spec.ca_validity;
+    params.not_after = now + spec.validity.ca();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
@@ -78,9 +78,9 @@ pub(crate) fn self_signed_ca(
     params
         .self_signed(key)
         .map(|cert| cert.pem())
-        .map_err(|e| PkiError::Sign {
+        .map_err(|source| PkiError::Sign {
             name: id.name().to_string(),
-            detail: e.to_string(),
+            source,
         })
 }
 
@@ -92,10 +92,6 @@ pub(crate) fn sign_leaf(
     spec: &PkiSpec,
     now: OffsetDateTime,
 ) -> Result<String, PkiError> {
-    let sign_err = |detail: String| PkiError::Sign {
-        name: leaf.name.to_string(),
-        detail,
-    };
     let mut params = CertificateParams::default();
     params.distinguished_name = DistinguishedName::new();
     for org in &leaf.organizations {
@@ -107,7 +103,7 @@ pub(crate) fn sign_leaf(
         .distinguished_name
         .push(DnType::CommonName, leaf.common_name.as_str());
     params.not_before = now - BACKDATE;
-    params.not_after = now + spec.cert_validity;
+    params.not_after = now + spec.validity.cert();
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -132,12 +128,20 @@ pub(crate) fn sign_leaf(
     params
         .subject_alt_names
         .extend(leaf.ip_sans.iter().copied().map(SanType::IpAddress));
-    let issuer = Issuer::from_ca_cert_der(&ca.der.as_slice().into(), &ca.key)
-        .map_err(|e| sign_err(format!("cannot use CA {}: {e}", ca.id.name())))?;
+    let issuer =
+        Issuer::from_ca_cert_der(&ca.der.as_slice().into(), &ca.key).map_err(|source| {
+            PkiError::CaUnusable {
+                ca: ca.id.name().to_string(),
+                source,
+            }
+        })?;
     params
         .signed_by(key, &issuer)
         .map(|cert| cert.pem())
-        .map_err(|e| sign_err(e.to_string()))
+        .map_err(|source| PkiError::Sign {
+            name: leaf.name.to_string(),
+            source,
+        })
 }
 
 /// Does the existing leaf (its cert and key files) still fit the spec?
@@ -157,7 +161,7 @@ pub(crate) fn evaluate(
         });
     }
     let (algorithm, bits) = public_key_algorithm(cert);
-    if !spec.key_algorithm.matches(algorithm, bits) {
+    if !key_matches(spec.key_algorithm, algorithm, bits) {
         return Err(ReissueReason::KeyAlgorithmChanged {
             old: describe_key(algorithm, bits),
             new: spec.key_algorithm.to_string(),
@@ -207,10 +211,11 @@ pub(crate) fn evaluate(
         });
     }
     let not_after = cert.validity().not_after.to_datetime();
-    if not_after - now <= spec.renew_before {
+    let renew_before = spec.validity.renew_before();
+    if not_after - now <= renew_before {
         return Err(ReissueReason::Expiring {
-            not_after: super::rfc3339(not_after),
-            renew_before_days: spec.renew_before.whole_days(),
+            not_after: super::read::rfc3339(not_after),
+            renew_before_days: renew_before.whole_days(),
         });
     }
     let key_problem = match key_pem {
@@ -227,6 +232,17 @@ pub(crate) fn evaluate(
     match key_problem {
         Some(detail) => Err(ReissueReason::KeyUnusable { detail }),
         None => Ok(()),
+    }
+}
+
+/// Does a public key of this algorithm and size have the configured one?
+fn key_matches(wanted: KeyAlgorithm, algorithm: PublicKeyAlgorithm, bits: u32) -> bool {
+    match wanted {
+        KeyAlgorithm::EcdsaP256 => algorithm == PublicKeyAlgorithm::EcdsaP256,
+        KeyAlgorithm::EcdsaP384 => algorithm == PublicKeyAlgorithm::EcdsaP384,
+        KeyAlgorithm::Rsa2048 => algorithm == PublicKeyAlgorithm::Rsa && bits == 2048,
+        KeyAlgorithm::Rsa3072 => algorithm == PublicKeyAlgorithm::Rsa && bits == 3072,
+        KeyAlgorithm::Rsa4096 => algorithm == PublicKeyAlgorithm::Rsa && bits == 4096,
     }
 }
 

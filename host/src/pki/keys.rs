@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rcgen::{KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, RsaKeySize};
 use x509_parser::certificate::X509Certificate;
 
-use super::PkiError;
+use super::error::PkiError;
 use super::spec::KeyAlgorithm;
 
 /// Generate one key.
@@ -22,32 +22,32 @@ pub(crate) fn generate(alg: KeyAlgorithm) -> Result<KeyPair, rcgen::Error> {
     }
 }
 
-/// Generate one key per `(name, algorithm)` job, on up to
+/// Generate one `alg` key for each of `names`, on up to
 /// `available_parallelism` threads (RSA keys cost 0.1–1 s each). The result
-/// is in job order.
-pub(crate) fn generate_many(jobs: &[(String, KeyAlgorithm)]) -> Result<Vec<KeyPair>, PkiError> {
+/// is in the order of `names`.
+pub(crate) fn generate_many(names: &[&str], alg: KeyAlgorithm) -> Result<Vec<KeyPair>, PkiError> {
     let workers = std::thread::available_parallelism()
         .map(usize::from)
         .unwrap_or(1)
-        .min(jobs.len());
+        .min(names.len());
     if workers <= 1 {
-        return jobs
+        return names
             .iter()
-            .map(|(name, alg)| generate(*alg).map_err(|e| keygen_error(name, *alg, e)))
+            .map(|name| generate(alg).map_err(|source| keygen_error(name, alg, source)))
             .collect();
     }
     let next = AtomicUsize::new(0);
     let results: Vec<Mutex<Option<Result<KeyPair, PkiError>>>> =
-        jobs.iter().map(|_| Mutex::new(None)).collect();
+        names.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..workers {
             scope.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((name, alg)) = jobs.get(i) else {
+                    let Some(name) = names.get(i) else {
                         break;
                     };
-                    let key = generate(*alg).map_err(|e| keygen_error(name, *alg, e));
+                    let key = generate(alg).map_err(|source| keygen_error(name, alg, source));
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(key);
                     }
@@ -57,21 +57,22 @@ pub(crate) fn generate_many(jobs: &[(String, KeyAlgorithm)]) -> Result<Vec<KeyPa
     });
     results
         .into_iter()
-        .zip(jobs)
-        .map(|(slot, (name, alg))| {
-            slot.into_inner()
-                .ok()
-                .flatten()
-                .unwrap_or_else(|| Err(keygen_error(name, *alg, "worker thread panicked")))
+        .zip(names)
+        .map(|(slot, name)| {
+            slot.into_inner().ok().flatten().unwrap_or_else(|| {
+                Err(PkiError::Bug(format!(
+                    "the thread generating the key for {name} panicked"
+                )))
+            })
         })
         .collect()
 }
 
-fn keygen_error(name: &str, alg: KeyAlgorithm, detail: impl ToString) -> PkiError {
+fn keygen_error(name: &str, algorithm: KeyAlgorithm, source: rcgen::Error) -> PkiError {
     PkiError::KeyGeneration {
         name: name.to_string(),
-        algorithm: alg,
-        detail: detail.to_string(),
+        algorithm,
+        source,
     }
 }
 

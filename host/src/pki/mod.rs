@@ -22,87 +22,50 @@
 //! etcd client configuration.
 
 mod decision;
-pub mod expiration;
+mod error;
+mod expiration;
 mod inspect;
 mod issue;
 mod keys;
 mod kubeconfig;
+mod read;
 mod set;
 mod spec;
 
-use std::collections::BTreeMap;
-use std::io;
+use std::collections::{BTreeMap, btree_map};
 use std::path::{Path, PathBuf};
 
 use rcgen::{KeyPair, PublicKeyData};
 use time::OffsetDateTime;
 
-use crate::stage::{Stage, StageError};
+use crate::journal::{Entry, Verdict};
+use crate::phase::{Phase, Summarize};
+use crate::stage::Stage;
 
 pub use decision::{Decision, DecisionKind, KubeconfigReason, ReissueReason};
+pub use error::PkiError;
 pub use expiration::{ExpirationReport, ExpirationRow, RowStatus, check_expiration};
 pub use inspect::{CertificateFacts, PublicKeyAlgorithm, inspect};
 pub use spec::{
-    BACKDATE, DEFAULT_CA_VALIDITY, DEFAULT_CERT_VALIDITY, DEFAULT_RENEW_BEFORE, EtcdMode,
-    KeyAlgorithm, PkiSpec, UnknownKeyAlgorithm,
+    BACKDATE, EtcdMode, KeyAlgorithm, PkiSpec, UnknownKeyAlgorithm, Validity, ValidityError,
 };
 
 use issue::LoadedCa;
+use read::{read_optional, read_required, rfc3339};
 use set::{CaId, LeafSpec};
 
-/// File modes of the PKI.
-pub const KEY_MODE: u32 = 0o600;
-pub const CERT_MODE: u32 = 0o644;
-pub const KUBECONFIG_MODE: u32 = 0o600;
+/// Who the journal says made the PKI's decisions.
+const JOURNAL_NAME: &str = "builtin:pki";
 
-/// Errors of the PKI phase. Each names the file involved and what to do; none
-/// ever quotes private key material.
-#[derive(Debug, thiserror::Error)]
-pub enum PkiError {
-    #[error("pki: cannot read {path}: {source}; check the data dir's ownership and permissions")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error(
-        "pki: CA certificate {cert} exists but its key {key} is missing; restore the key (a CA is never regenerated), or remove both to create a new CA"
-    )]
-    CaKeyMissing { cert: PathBuf, key: PathBuf },
-    #[error(
-        "pki: CA key {key} exists but its certificate {cert} is missing; restore the certificate, or remove both to create a new CA"
-    )]
-    CaCertMissing { cert: PathBuf, key: PathBuf },
-    #[error(
-        "pki: CA key {key} does not match certificate {cert}; restore the matching pair (a CA is never regenerated)"
-    )]
-    CaKeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error(
-        "pki: {path} is not a CA certificate (basicConstraints CA:TRUE missing); provide a CA certificate"
-    )]
-    NotACa { path: PathBuf },
-    #[error("pki: certificate {path} is invalid: {detail}; fix or remove it")]
-    InvalidCertificate { path: PathBuf, detail: String },
-    #[error(
-        "pki: private key {path} cannot be used: {detail}; fix it or remove it with its certificate"
-    )]
-    InvalidKey { path: PathBuf, detail: String },
-    #[error("pki: cannot generate the {algorithm} key for {name}: {detail}")]
-    KeyGeneration {
-        name: String,
-        algorithm: KeyAlgorithm,
-        detail: String,
-    },
-    #[error("pki: cannot sign the certificate {name}: {detail}")]
-    Sign { name: String, detail: String },
-    #[error("pki: invalid SAN {value:?}: {detail}; fix the extra SANs in the config")]
-    InvalidSan { value: String, detail: String },
-    #[error("pki: invalid PKI settings: {detail}; fix the config")]
-    InvalidSpec { detail: String },
-    #[error("pki: cannot render kubeconfig {path}: {detail}")]
-    Kubeconfig { path: PathBuf, detail: String },
-    #[error(transparent)]
-    Stage(#[from] StageError),
+/// File modes of the PKI.
+pub(crate) const KEY_MODE: u32 = 0o600;
+pub(crate) const CERT_MODE: u32 = 0o644;
+pub(crate) const KUBECONFIG_MODE: u32 = 0o600;
+
+/// The cluster CA's certificate, relative to the data dir: what a join
+/// token pins.
+pub(crate) fn cluster_ca_cert() -> PathBuf {
+    set::cert_path(CaId::Kubernetes.name())
 }
 
 /// What [`stage_pki`] did and the resulting certificate set.
@@ -117,176 +80,286 @@ pub struct PkiOutcome {
     pub certificates: Vec<CertificateFacts>,
 }
 
-/// The final state of one leaf, after the decisions.
-struct LeafResult {
+impl PkiOutcome {
+    /// One journal line per decision.
+    pub(crate) fn journal_entries(&self) -> impl Iterator<Item = Entry> + '_ {
+        self.decisions.iter().map(|decision| {
+            let detail = serde_json::json!({"name": decision.name, "path": decision.path, "kind": decision.kind});
+            Entry::new(Phase::Pki, JOURNAL_NAME, Verdict::Event).detail(detail)
+        })
+    }
+}
+
+impl Summarize for PkiOutcome {
+    fn summary(&self) -> String {
+        let changed = self.decisions.iter().filter(|d| d.changed()).count();
+        format!(
+            "{} certificate(s), {changed} file(s) new or reissued",
+            self.certificates.len()
+        )
+    }
+}
+
+/// A leaf's files as they end up: its certificate and, for a leaf a
+/// kubeconfig embeds, its key.
+struct LeafFiles {
     cert_pem: Vec<u8>,
     der: Vec<u8>,
     /// Only read or produced for leaves a kubeconfig embeds.
     key_pem: Option<Vec<u8>>,
 }
 
+/// What to do with one leaf of the set.
+enum LeafPlan {
+    /// It fits the spec: its files stay byte for byte.
+    Keep(LeafFiles),
+    /// It is missing or no longer fits: a new key and certificate, with
+    /// this decision ([`DecisionKind::Issued`] or `Reissued`).
+    Issue(DecisionKind),
+}
+
 /// Stage the PKI described by `spec` (see the module docs). Nothing is
 /// written outside `stage`.
 pub fn stage_pki(
     spec: &PkiSpec,
-    stage: &mut Stage,
+    stage: &mut Stage<'_>,
     now: OffsetDateTime,
 ) -> Result<PkiOutcome, PkiError> {
-    check_spec(spec)?;
-    let data_dir = stage.data_dir().to_path_buf();
+    check_hostname(spec)?;
+    let data_dir = stage.data_dir().root().to_path_buf();
     let leaves = set::leaves(spec);
-    let mut decisions = Vec::new();
 
-    // 1. The CAs on disk (never changed), and the ones to create.
-    let mut cas: BTreeMap<CaId, LoadedCa> = BTreeMap::new();
-    let mut new_cas = Vec::new();
-    for id in CaId::ALL.into_iter().filter(|id| id.wanted(&spec.etcd)) {
-        match load_ca(&data_dir, id, now)? {
-            Some(ca) => {
-                cas.insert(id, ca);
-            }
-            None => new_cas.push(id),
-        }
-    }
-
-    // 2. The service-account key (never regenerated).
-    let sa_key_path = PathBuf::from(set::SA_KEY);
-    let sa_key = read_optional(&data_dir.join(&sa_key_path))?
-        .map(|pem| keys::parse_key(&sa_key_path, &pem))
-        .transpose()?;
-
-    // 3. Which leaves to keep, which to (re)issue.
-    let mut plans: Vec<Option<LeafResult>> = Vec::new();
-    let mut leaf_kinds: Vec<DecisionKind> = Vec::new();
-    for leaf in &leaves {
-        let (kind, kept) = plan_leaf(&data_dir, leaf, cas.get(&leaf.ca), spec, now)?;
-        leaf_kinds.push(kind);
-        plans.push(kept);
-    }
-
-    // 4. Every key to generate, at once and in parallel.
-    let mut jobs: Vec<(String, KeyAlgorithm)> = new_cas
+    // What is on disk, and what each item of the set needs.
+    let mut cas = load_cas(&data_dir, spec, now)?;
+    let sa_key = load_sa_key(&data_dir)?;
+    let plans = leaves
         .iter()
-        .map(|id| (id.name().to_string(), spec.key_algorithm))
+        .map(|leaf| plan_leaf(&data_dir, leaf, cas.get(&leaf.ca), spec, now))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    // Every key this run needs, generated at once and in parallel.
+    let mut needed: Vec<&str> = CaId::ALL
+        .into_iter()
+        .filter(|id| id.wanted(&spec.etcd) && !cas.contains_key(id))
+        .map(CaId::name)
         .collect();
     if sa_key.is_none() {
-        jobs.push(("sa".to_string(), spec.key_algorithm));
+        needed.push(set::SA);
     }
-    for (leaf, plan) in leaves.iter().zip(&plans) {
-        if plan.is_none() {
-            jobs.push((leaf.name.to_string(), spec.key_algorithm));
-        }
+    needed.extend(
+        leaves
+            .iter()
+            .zip(&plans)
+            .filter(|(_, plan)| matches!(plan, LeafPlan::Issue(_)))
+            .map(|(leaf, _)| leaf.name),
+    );
+    let mut keys = NewKeys::generate(&needed, spec.key_algorithm)?;
+
+    let mut decisions = stage_cas(&mut cas, &mut keys, stage, spec, now)?;
+    decisions.push(stage_sa(&data_dir, stage, sa_key, &mut keys)?);
+    let mut files = BTreeMap::new();
+    for (leaf, plan) in leaves.iter().zip(plans) {
+        let (kind, leaf_files) = stage_leaf(leaf, plan, &cas, &mut keys, stage, spec, now)?;
+        decisions.push(Decision {
+            name: leaf.name.to_string(),
+            path: set::cert_path(leaf.name),
+            kind,
+        });
+        files.insert(leaf.name, leaf_files);
     }
-    let mut new_keys = keys::generate_many(&jobs)?.into_iter();
-    let mut next_key = |name: &str| {
-        new_keys.next().ok_or_else(|| PkiError::KeyGeneration {
-            name: name.to_string(),
-            algorithm: spec.key_algorithm,
-            detail: "internal error: key missing".to_string(),
+    decisions.extend(stage_kubeconfigs(
+        &data_dir, &cas, &leaves, &mut files, stage, spec,
+    )?);
+    let certificates = certificate_facts(&cas, &leaves, &files)?;
+    for d in &decisions {
+        tracing::debug!(name = %d.name, decision = %d.kind, "pki");
+    }
+    Ok(PkiOutcome {
+        decisions,
+        certificates,
+    })
+}
+
+/// Keys generated for this run, held by the name of what they are for.
+struct NewKeys {
+    keys: BTreeMap<String, KeyPair>,
+    algorithm: KeyAlgorithm,
+}
+
+impl NewKeys {
+    fn generate(names: &[&str], algorithm: KeyAlgorithm) -> Result<Self, PkiError> {
+        let generated = keys::generate_many(names, algorithm)?;
+        Ok(Self {
+            keys: names
+                .iter()
+                .map(|name| name.to_string())
+                .zip(generated)
+                .collect(),
+            algorithm,
         })
-    };
-
-    // 5. New CAs.
-    for &id in &new_cas {
-        let key = next_key(id.name())?;
-        let pem = issue::self_signed_ca(id, &key, spec, now)?;
-        let cert_path = set::cert_path(id.name());
-        stage.write(&cert_path, pem.as_bytes(), CERT_MODE)?;
-        stage.write(
-            &set::key_path(id.name()),
-            key.serialize_pem().as_bytes(),
-            KEY_MODE,
-        )?;
-        let der =
-            issue::pem_to_der(pem.as_bytes()).map_err(|detail| PkiError::InvalidCertificate {
-                path: cert_path,
-                detail,
-            })?;
-        cas.insert(
-            id,
-            LoadedCa {
-                id,
-                pem: pem.into_bytes(),
-                der,
-                key,
-            },
-        );
     }
-    for id in CaId::ALL {
-        if let Some(ca) = cas.get(&id) {
-            decisions.push(Decision {
-                name: id.name().to_string(),
-                path: set::cert_path(ca.id.name()),
-                kind: if new_cas.contains(&id) {
-                    DecisionKind::CaCreated
-                } else {
-                    DecisionKind::CaKept
-                },
-            });
+
+    /// The key generated for `name`; asking for one that was not planned is
+    /// a bug, reported rather than panicked on.
+    fn take(&mut self, name: &str) -> Result<KeyPair, PkiError> {
+        self.keys.remove(name).ok_or_else(|| {
+            PkiError::Bug(format!(
+                "no {} key was generated for {name}",
+                self.algorithm
+            ))
+        })
+    }
+}
+
+/// The wanted CAs that exist on disk (never changed).
+fn load_cas(
+    data_dir: &Path,
+    spec: &PkiSpec,
+    now: OffsetDateTime,
+) -> Result<BTreeMap<CaId, LoadedCa>, PkiError> {
+    let mut cas = BTreeMap::new();
+    for id in CaId::ALL.into_iter().filter(|id| id.wanted(&spec.etcd)) {
+        if let Some(ca) = load_ca(data_dir, id, now)? {
+            cas.insert(id, ca);
         }
     }
+    Ok(cas)
+}
 
-    // 6. The service-account key pair.
-    decisions.push(stage_sa(&data_dir, stage, sa_key, &mut next_key)?);
+/// The service-account key, if there is one (never regenerated).
+fn load_sa_key(data_dir: &Path) -> Result<Option<KeyPair>, PkiError> {
+    let rel = set::key_path(set::SA);
+    read_optional(&data_dir.join(&rel))?
+        .map(|pem| keys::parse_key(&rel, &pem))
+        .transpose()
+}
 
-    // 7. Leaves.
-    let mut results: BTreeMap<&'static str, LeafResult> = BTreeMap::new();
-    for ((leaf, plan), kind) in leaves.iter().zip(plans).zip(leaf_kinds) {
-        let cert_path = set::cert_path(leaf.name);
-        let result = match plan {
-            Some(kept) => kept,
-            None => {
-                let ca = cas.get(&leaf.ca).ok_or_else(|| PkiError::Sign {
-                    name: leaf.name.to_string(),
-                    detail: format!("internal error: CA {} not loaded", leaf.ca.name()),
-                })?;
-                let key = next_key(leaf.name)?;
-                let pem = issue::sign_leaf(leaf, &key, ca, spec, now)?;
-                let key_pem = key.serialize_pem();
-                stage.write(&cert_path, pem.as_bytes(), CERT_MODE)?;
-                stage.write(&set::key_path(leaf.name), key_pem.as_bytes(), KEY_MODE)?;
-                let der = issue::pem_to_der(pem.as_bytes()).map_err(|detail| {
-                    PkiError::InvalidCertificate {
-                        path: cert_path.clone(),
-                        detail,
-                    }
-                })?;
-                LeafResult {
-                    cert_pem: pem.into_bytes(),
-                    der,
-                    key_pem: Some(key_pem.into_bytes()),
-                }
+/// Create the wanted CAs that do not exist; one decision per wanted CA, in
+/// set order.
+fn stage_cas(
+    cas: &mut BTreeMap<CaId, LoadedCa>,
+    keys: &mut NewKeys,
+    stage: &mut Stage<'_>,
+    spec: &PkiSpec,
+    now: OffsetDateTime,
+) -> Result<Vec<Decision>, PkiError> {
+    let mut decisions = Vec::new();
+    for id in CaId::ALL.into_iter().filter(|id| id.wanted(&spec.etcd)) {
+        let kind = match cas.entry(id) {
+            btree_map::Entry::Occupied(_) => DecisionKind::CaKept,
+            btree_map::Entry::Vacant(slot) => {
+                slot.insert(create_ca(id, keys, stage, spec, now)?);
+                DecisionKind::CaCreated
             }
         };
         decisions.push(Decision {
-            name: leaf.name.to_string(),
-            path: cert_path,
+            name: id.name().to_string(),
+            path: set::cert_path(id.name()),
             kind,
         });
-        results.insert(leaf.name, result);
     }
+    Ok(decisions)
+}
 
-    // 8. Kubeconfigs.
+/// A new self-signed CA, staged.
+fn create_ca(
+    id: CaId,
+    keys: &mut NewKeys,
+    stage: &mut Stage<'_>,
+    spec: &PkiSpec,
+    now: OffsetDateTime,
+) -> Result<LoadedCa, PkiError> {
+    let key = keys.take(id.name())?;
+    let pem = issue::self_signed_ca(id, &key, spec, now)?;
+    let cert_path = set::cert_path(id.name());
+    stage.write(&cert_path, pem.as_bytes(), CERT_MODE)?;
+    stage.write(
+        set::key_path(id.name()),
+        key.serialize_pem().as_bytes(),
+        KEY_MODE,
+    )?;
+    let der = issue::pem_to_der(pem.as_bytes()).map_err(|detail| PkiError::InvalidCertificate {
+        path: cert_path,
+        detail,
+    })?;
+    Ok(LoadedCa {
+        id,
+        pem: pem.into_bytes(),
+        der,
+        key,
+    })
+}
+
+/// Carry out one leaf's plan: keep its files, or sign a new certificate
+/// for a new key and stage both.
+fn stage_leaf(
+    leaf: &LeafSpec,
+    plan: LeafPlan,
+    cas: &BTreeMap<CaId, LoadedCa>,
+    keys: &mut NewKeys,
+    stage: &mut Stage<'_>,
+    spec: &PkiSpec,
+    now: OffsetDateTime,
+) -> Result<(DecisionKind, LeafFiles), PkiError> {
+    let kind = match plan {
+        LeafPlan::Keep(files) => return Ok((DecisionKind::Kept, files)),
+        LeafPlan::Issue(kind) => kind,
+    };
+    let ca = cas.get(&leaf.ca).ok_or_else(|| {
+        PkiError::Bug(format!(
+            "the CA {} of {} is not loaded",
+            leaf.ca.name(),
+            leaf.name
+        ))
+    })?;
+    let key = keys.take(leaf.name)?;
+    let pem = issue::sign_leaf(leaf, &key, ca, spec, now)?;
+    let key_pem = key.serialize_pem();
+    let cert_path = set::cert_path(leaf.name);
+    stage.write(&cert_path, pem.as_bytes(), CERT_MODE)?;
+    stage.write(set::key_path(leaf.name), key_pem.as_bytes(), KEY_MODE)?;
+    let der = issue::pem_to_der(pem.as_bytes()).map_err(|detail| PkiError::InvalidCertificate {
+        path: cert_path,
+        detail,
+    })?;
+    let files = LeafFiles {
+        cert_pem: pem.into_bytes(),
+        der,
+        key_pem: Some(key_pem.into_bytes()),
+    };
+    Ok((kind, files))
+}
+
+/// Rewrite each kubeconfig whose server or embedded credentials no longer
+/// match the files of its client leaf; one decision per kubeconfig.
+fn stage_kubeconfigs(
+    data_dir: &Path,
+    cas: &BTreeMap<CaId, LoadedCa>,
+    leaves: &[LeafSpec],
+    files: &mut BTreeMap<&'static str, LeafFiles>,
+    stage: &mut Stage<'_>,
+    spec: &PkiSpec,
+) -> Result<Vec<Decision>, PkiError> {
     let server = spec.api_url();
+    let mut decisions = Vec::new();
     for kc in set::KUBECONFIGS {
-        let (Some(ca), Some(result), Some(leaf)) = (
+        let (Some(ca), Some(leaf_files), Some(leaf)) = (
             cas.get(&CaId::Kubernetes),
-            results.get_mut(kc.leaf),
+            files.get_mut(kc.leaf),
             leaves.iter().find(|l| l.name == kc.leaf),
         ) else {
             continue;
         };
         let rel = set::kubeconfig_path(kc.file);
-        if result.key_pem.is_none() {
-            let key_rel = set::key_path(kc.leaf);
-            result.key_pem = Some(read_required(&data_dir, &key_rel)?);
+        if leaf_files.key_pem.is_none() {
+            leaf_files.key_pem = Some(read_required(data_dir, &set::key_path(kc.leaf))?);
         }
         let creds = kubeconfig::Credentials {
             user: &leaf.common_name,
             server: &server,
             ca_pem: &ca.pem,
-            cert_pem: &result.cert_pem,
-            key_pem: result.key_pem.as_deref().unwrap_or_default(),
+            cert_pem: &leaf_files.cert_pem,
+            key_pem: leaf_files.key_pem.as_deref().unwrap_or_default(),
         };
         let verdict = match read_optional(&data_dir.join(&rel))? {
             None => Err(KubeconfigReason::Missing),
@@ -295,9 +368,9 @@ pub fn stage_pki(
         let kind = match verdict {
             Ok(()) => DecisionKind::KubeconfigKept,
             Err(reason) => {
-                let yaml = kubeconfig::render(&creds).map_err(|e| PkiError::Kubeconfig {
+                let yaml = kubeconfig::render(&creds).map_err(|source| PkiError::Kubeconfig {
                     path: rel.clone(),
-                    detail: e.to_string(),
+                    source,
                 })?;
                 stage.write(&rel, yaml.as_bytes(), KUBECONFIG_MODE)?;
                 DecisionKind::KubeconfigWritten(reason)
@@ -309,82 +382,57 @@ pub fn stage_pki(
             kind,
         });
     }
-
-    // 9. Facts of the resulting set.
-    let mut certificates = Vec::new();
-    for ca in cas.values() {
-        certificates.push(inspect(
-            ca.id.name(),
-            &set::cert_path(ca.id.name()),
-            &ca.der,
-        )?);
-    }
-    for leaf in &leaves {
-        if let Some(result) = results.get(leaf.name) {
-            certificates.push(inspect(leaf.name, &set::cert_path(leaf.name), &result.der)?);
-        }
-    }
-    for d in &decisions {
-        tracing::debug!(name = %d.name, decision = %d.kind, "pki");
-    }
-    Ok(PkiOutcome {
-        decisions,
-        certificates,
-    })
+    Ok(decisions)
 }
 
-fn check_spec(spec: &PkiSpec) -> Result<(), PkiError> {
-    let invalid = |detail: String| Err(PkiError::InvalidSpec { detail });
-    if spec.ca_validity <= spec.cert_validity {
-        return invalid(format!(
-            "CA validity ({}d) must be longer than the certificate validity ({}d)",
-            spec.ca_validity.whole_days(),
-            spec.cert_validity.whole_days()
-        ));
-    }
-    if spec.cert_validity <= spec.renew_before {
-        return invalid(format!(
-            "certificate validity ({}d) must be longer than the renewal window ({}d), or every run would reissue every certificate",
-            spec.cert_validity.whole_days(),
-            spec.renew_before.whole_days()
-        ));
-    }
-    if spec.renew_before.is_negative() {
-        return invalid("the renewal window must not be negative".to_string());
-    }
+/// Facts of every certificate of the resulting set, CAs first.
+fn certificate_facts(
+    cas: &BTreeMap<CaId, LoadedCa>,
+    leaves: &[LeafSpec],
+    files: &BTreeMap<&'static str, LeafFiles>,
+) -> Result<Vec<CertificateFacts>, PkiError> {
+    let cas = cas
+        .values()
+        .map(|ca| inspect(ca.id.name(), &set::cert_path(ca.id.name()), &ca.der));
+    let leaves = leaves.iter().filter_map(|leaf| {
+        files
+            .get(leaf.name)
+            .map(|files| inspect(leaf.name, &set::cert_path(leaf.name), &files.der))
+    });
+    cas.chain(leaves).collect()
+}
+
+/// The hostname goes into certificates as a DNS SAN and a subject.
+fn check_hostname(spec: &PkiSpec) -> Result<(), PkiError> {
     if !spec.hostname.is_ascii() || spec.hostname.contains(char::is_whitespace) {
-        return invalid(format!(
-            "hostname {:?} must be ASCII without spaces",
-            spec.hostname
-        ));
+        return Err(PkiError::InvalidSpec {
+            detail: format!("hostname {:?} must be ASCII without spaces", spec.hostname),
+        });
     }
     Ok(())
 }
 
-/// Decide the fate of one leaf. Returns the decision and, for a kept leaf,
-/// its current state.
+/// Decide the fate of one leaf from its files and its CA as they are on
+/// disk (`None` when its CA is about to be created).
 fn plan_leaf(
     data_dir: &Path,
     leaf: &LeafSpec,
     ca: Option<&LoadedCa>,
     spec: &PkiSpec,
     now: OffsetDateTime,
-) -> Result<(DecisionKind, Option<LeafResult>), PkiError> {
+) -> Result<LeafPlan, PkiError> {
     let cert_rel = set::cert_path(leaf.name);
     let key_rel = set::key_path(leaf.name);
     let Some(cert_pem) = read_optional(&data_dir.join(&cert_rel))? else {
-        return Ok((DecisionKind::Issued, None));
+        return Ok(LeafPlan::Issue(DecisionKind::Issued));
     };
+    let reissue = |reason| Ok(LeafPlan::Issue(DecisionKind::Reissued(reason)));
     let Some(ca) = ca else {
         // Its CA is being created now: the leaf cannot be signed by it.
-        return Ok((
-            DecisionKind::Reissued(ReissueReason::NotSignedByCa {
-                ca: leaf.ca.name().to_string(),
-            }),
-            None,
-        ));
+        return reissue(ReissueReason::NotSignedByCa {
+            ca: leaf.ca.name().to_string(),
+        });
     };
-    let reissue = |reason| Ok((DecisionKind::Reissued(reason), None));
     let der = match issue::pem_to_der(&cert_pem) {
         Ok(der) => der,
         Err(detail) => return reissue(ReissueReason::Unparsable { detail }),
@@ -408,14 +456,11 @@ fn plan_leaf(
         spec,
         now,
     ) {
-        Ok(()) => Ok((
-            DecisionKind::Kept,
-            Some(LeafResult {
-                der: der.clone(),
-                cert_pem,
-                key_pem,
-            }),
-        )),
+        Ok(()) => Ok(LeafPlan::Keep(LeafFiles {
+            der: der.clone(),
+            cert_pem,
+            key_pem,
+        })),
         Err(reason) => reissue(reason),
     }
 }
@@ -483,16 +528,16 @@ fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<Load
 /// Keep or create `sa.key`, and make sure `sa.pub` is its public half.
 fn stage_sa(
     data_dir: &Path,
-    stage: &mut Stage,
+    stage: &mut Stage<'_>,
     existing: Option<KeyPair>,
-    next_key: &mut impl FnMut(&str) -> Result<KeyPair, PkiError>,
+    keys: &mut NewKeys,
 ) -> Result<Decision, PkiError> {
-    let pub_rel = PathBuf::from(set::SA_PUB);
-    let key_rel = PathBuf::from(set::SA_KEY);
+    let pub_rel = set::sa_pub_path();
+    let key_rel = set::key_path(set::SA);
     let (key, kind) = match existing {
         Some(key) => (key, DecisionKind::KeyPairKept),
         None => {
-            let key = next_key("sa")?;
+            let key = keys.take(set::SA)?;
             stage.write(&key_rel, key.serialize_pem().as_bytes(), KEY_MODE)?;
             (key, DecisionKind::KeyPairCreated)
         }
@@ -511,31 +556,8 @@ fn stage_sa(
         stage.write(&pub_rel, key.public_key_pem().as_bytes(), CERT_MODE)?;
     }
     Ok(Decision {
-        name: "sa".to_string(),
+        name: set::SA.to_string(),
         path: key_rel,
         kind,
     })
-}
-
-/// Read a file; `None` if it does not exist.
-fn read_optional(path: &Path) -> Result<Option<Vec<u8>>, PkiError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(PkiError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
-    }
-}
-
-fn read_required(data_dir: &Path, rel: &Path) -> Result<Vec<u8>, PkiError> {
-    let path = data_dir.join(rel);
-    std::fs::read(&path).map_err(|source| PkiError::Read { path, source })
-}
-
-/// RFC 3339 text of a time, for messages and reports.
-pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }

@@ -1,9 +1,10 @@
 //! The list of certificates of the control-plane PKI, kubeadm/k0s names.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::spec::{EtcdMode, PkiSpec};
+use crate::data_dir::DataDirView;
 
 /// One of the three certificate authorities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -148,20 +149,29 @@ pub(crate) const KUBECONFIGS: &[KubeconfigKind] = &[
     },
 ];
 
-/// The service-account key pair.
-pub(crate) const SA_KEY: &str = "pki/sa.key";
-pub(crate) const SA_PUB: &str = "pki/sa.pub";
+/// The service-account key pair: `pki/sa.key` and `pki/sa.pub`.
+pub(crate) const SA: &str = "sa";
 
+/// `pki/<name>.crt`, relative to the data dir.
 pub(crate) fn cert_path(name: &str) -> PathBuf {
-    PathBuf::from(format!("pki/{name}.crt"))
+    in_pki(&format!("{name}.crt"))
 }
 
+/// `pki/<name>.key`, relative to the data dir.
 pub(crate) fn key_path(name: &str) -> PathBuf {
-    PathBuf::from(format!("pki/{name}.key"))
+    in_pki(&format!("{name}.key"))
+}
+
+pub(crate) fn sa_pub_path() -> PathBuf {
+    in_pki(&format!("{SA}.pub"))
 }
 
 pub(crate) fn kubeconfig_path(file: &str) -> PathBuf {
-    PathBuf::from(format!("pki/{file}"))
+    in_pki(file)
+}
+
+fn in_pki(rel: &str) -> PathBuf {
+    Path::new(DataDirView::PKI).join(rel)
 }
 
 /// Everything a leaf must contain, derived from the spec.
@@ -301,13 +311,10 @@ mod tests {
     use super::*;
 
     fn spec() -> PkiSpec {
-        let mut spec = PkiSpec::new(
+        let mut spec = crate::pki::spec::spec_for_tests(
+            "spec:\n  api:\n    address: 10.0.0.5\n",
             "Node1",
-            "10.0.0.5".parse().unwrap(),
-            "10.96.0.1".parse().unwrap(),
-            EtcdMode::Embedded {
-                peer_address: "10.0.0.5".parse().unwrap(),
-            },
+            &["10.0.0.5"],
         );
         spec.extra_sans = vec!["api.example.com".into(), "192.168.1.1".into(), " ".into()];
         spec

@@ -7,13 +7,10 @@ use std::str::FromStr;
 use serde::Serialize;
 use time::Duration;
 
-use super::inspect::PublicKeyAlgorithm;
-
 /// Algorithm (and size) of every key the PKI phase generates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(into = "String")]
 pub enum KeyAlgorithm {
-    #[default]
     EcdsaP256,
     EcdsaP384,
     Rsa2048,
@@ -22,7 +19,7 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
-    pub const ALL: [KeyAlgorithm; 5] = [
+    pub(crate) const ALL: [KeyAlgorithm; 5] = [
         KeyAlgorithm::EcdsaP256,
         KeyAlgorithm::EcdsaP384,
         KeyAlgorithm::Rsa2048,
@@ -40,22 +37,11 @@ impl KeyAlgorithm {
         }
     }
 
-    pub fn is_rsa(self) -> bool {
+    pub(crate) fn is_rsa(self) -> bool {
         matches!(
             self,
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
         )
-    }
-
-    /// Does a public key of this algorithm and size match `self`?
-    pub fn matches(self, algorithm: PublicKeyAlgorithm, bits: u32) -> bool {
-        match self {
-            KeyAlgorithm::EcdsaP256 => algorithm == PublicKeyAlgorithm::EcdsaP256,
-            KeyAlgorithm::EcdsaP384 => algorithm == PublicKeyAlgorithm::EcdsaP384,
-            KeyAlgorithm::Rsa2048 => algorithm == PublicKeyAlgorithm::Rsa && bits == 2048,
-            KeyAlgorithm::Rsa3072 => algorithm == PublicKeyAlgorithm::Rsa && bits == 3072,
-            KeyAlgorithm::Rsa4096 => algorithm == PublicKeyAlgorithm::Rsa && bits == 4096,
-        }
     }
 }
 
@@ -102,17 +88,71 @@ pub enum EtcdMode {
     External,
 }
 
-/// Default CA validity: 10 years.
-pub const DEFAULT_CA_VALIDITY: Duration = Duration::days(3650);
-/// Default leaf validity: 1 year.
-pub const DEFAULT_CERT_VALIDITY: Duration = Duration::days(365);
-/// Default renewal window: a leaf expiring within 30 days is reissued.
-pub const DEFAULT_RENEW_BEFORE: Duration = Duration::days(30);
 /// Not-before is backdated by this much, for clock skew between nodes.
 pub const BACKDATE: Duration = Duration::minutes(5);
 
-/// Inputs of the PKI phase. The caller derives them from the effective
-/// config and the node facts.
+/// How long certificates live, and how close to its end a leaf is renewed.
+/// Checked once, here: CAs outlive the leaves they sign, and a leaf outlives
+/// its renewal window, or every run would reissue every certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Validity {
+    ca: Duration,
+    cert: Duration,
+    renew_before: Duration,
+}
+
+/// Which rule of [`Validity`] a set of durations breaks; the config says
+/// which key to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ValidityError {
+    #[error("validities must be positive and the renewal window must not be negative")]
+    Negative,
+    #[error("leaves would outlive the CAs that sign them")]
+    CertNotShorterThanCa,
+    #[error("every run would reissue every certificate")]
+    RenewalNotShorterThanCert,
+}
+
+impl Validity {
+    pub fn new(
+        ca: Duration,
+        cert: Duration,
+        renew_before: Duration,
+    ) -> Result<Self, ValidityError> {
+        if !ca.is_positive() || !cert.is_positive() || renew_before.is_negative() {
+            return Err(ValidityError::Negative);
+        }
+        if cert >= ca {
+            return Err(ValidityError::CertNotShorterThanCa);
+        }
+        if renew_before >= cert {
+            return Err(ValidityError::RenewalNotShorterThanCert);
+        }
+        Ok(Self {
+            ca,
+            cert,
+            renew_before,
+        })
+    }
+
+    /// How long a new CA is valid.
+    pub fn ca(&self) -> Duration {
+        self.ca
+    }
+
+    /// How long a new leaf is valid.
+    pub fn cert(&self) -> Duration {
+        self.cert
+    }
+
+    /// A leaf expiring within this window is reissued.
+    pub(crate) fn renew_before(&self) -> Duration {
+        self.renew_before
+    }
+}
+
+/// Inputs of the PKI phase: [`Config::pki_spec`](crate::config::Config::pki_spec)
+/// derives them from the effective config and the node facts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PkiSpec {
     /// e.g. `cluster.local`.
@@ -129,42 +169,30 @@ pub struct PkiSpec {
     pub hostname: String,
     pub etcd: EtcdMode,
     pub key_algorithm: KeyAlgorithm,
-    pub ca_validity: Duration,
-    pub cert_validity: Duration,
-    pub renew_before: Duration,
+    pub validity: Validity,
 }
 
 impl PkiSpec {
-    /// A spec with the default algorithm, validities and renewal window.
-    pub fn new(
-        hostname: impl Into<String>,
-        api_address: IpAddr,
-        service_ip: IpAddr,
-        etcd: EtcdMode,
-    ) -> PkiSpec {
-        PkiSpec {
-            cluster_domain: "cluster.local".to_string(),
-            service_ip,
-            api_address,
-            api_port: 6443,
-            extra_sans: Vec::new(),
-            node_addresses: vec![api_address],
-            hostname: hostname.into(),
-            etcd,
-            key_algorithm: KeyAlgorithm::default(),
-            ca_validity: DEFAULT_CA_VALIDITY,
-            cert_validity: DEFAULT_CERT_VALIDITY,
-            renew_before: DEFAULT_RENEW_BEFORE,
-        }
-    }
-
     /// `https://<api address>:<port>`, IPv6 in brackets.
-    pub fn api_url(&self) -> String {
+    pub(crate) fn api_url(&self) -> String {
         format!(
             "https://{}",
             std::net::SocketAddr::new(self.api_address, self.api_port)
         )
     }
+}
+
+/// The spec the real config gives for `yaml` on a node with this hostname
+/// and these addresses.
+#[cfg(test)]
+pub(crate) fn spec_for_tests(yaml: &str, hostname: &str, addresses: &[&str]) -> PkiSpec {
+    let node = crate::node::NodeFacts {
+        hostname: hostname.to_owned(),
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+    };
+    crate::config::Config::from_yaml(yaml, "test", &node)
+        .unwrap()
+        .pki_spec(&node)
 }
 
 #[cfg(test)]
@@ -177,19 +205,32 @@ mod tests {
             assert_eq!(alg.to_string().parse::<KeyAlgorithm>(), Ok(alg));
         }
         assert!("rsa-1024".parse::<KeyAlgorithm>().is_err());
-        assert_eq!(KeyAlgorithm::default(), KeyAlgorithm::EcdsaP256);
     }
 
     #[test]
     fn api_url_brackets_ipv6() {
-        let mut spec = PkiSpec::new(
-            "n1",
-            "::1".parse().unwrap(),
-            "10.96.0.1".parse().unwrap(),
-            EtcdMode::External,
-        );
+        let mut spec = spec_for_tests("spec:\n  api:\n    address: \"::1\"\n", "n1", &["::1"]);
         assert_eq!(spec.api_url(), "https://[::1]:6443");
         spec.api_address = "10.0.0.1".parse().unwrap();
         assert_eq!(spec.api_url(), "https://10.0.0.1:6443");
+    }
+
+    #[test]
+    fn validity_needs_cas_to_outlive_leaves_and_leaves_their_renewal_window() {
+        let days = Duration::days;
+        assert!(Validity::new(days(3650), days(365), days(30)).is_ok());
+        assert!(Validity::new(days(3650), days(365), Duration::ZERO).is_ok());
+        assert_eq!(
+            Validity::new(days(365), days(365), days(30)),
+            Err(ValidityError::CertNotShorterThanCa)
+        );
+        assert_eq!(
+            Validity::new(days(3650), days(30), days(30)),
+            Err(ValidityError::RenewalNotShorterThanCert)
+        );
+        assert_eq!(
+            Validity::new(days(3650), days(365), days(-1)),
+            Err(ValidityError::Negative)
+        );
     }
 }

@@ -14,11 +14,12 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Precompiled};
 
-use super::PluginError;
+use super::error::PluginError;
+use crate::data_dir::DataDir;
+use crate::sha256::Sha256;
 
 const MAGIC: &[u8; 8] = b"PLINTHC1";
 const HEADER_LEN: usize = MAGIC.len() + 32;
@@ -51,7 +52,18 @@ pub struct Cache {
 }
 
 impl Cache {
-    pub fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
+    /// Compiled components cached in the data dir, which this process holds.
+    pub fn in_data_dir(data_dir: &DataDir, engine: &Engine) -> Self {
+        Self::new(Some(data_dir.plugin_cache_dir()), engine)
+    }
+
+    /// No cache: every load compiles (`plugins inspect`, `airgap
+    /// list-images`, which touch no data dir).
+    pub fn disabled(engine: &Engine) -> Self {
+        Self::new(None, engine)
+    }
+
+    fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
@@ -61,7 +73,7 @@ impl Cache {
     }
 
     /// Where the entry for a wasm with this sha256 lives, if caching is on.
-    pub fn entry_path(&self, wasm_sha256: &str) -> Option<PathBuf> {
+    pub(crate) fn entry_path(&self, wasm_sha256: &Sha256) -> Option<PathBuf> {
         let dir = self.dir.as_ref()?;
         Some(dir.join(format!("{wasm_sha256}-{}.cwasm", self.engine_key)))
     }
@@ -72,7 +84,7 @@ impl Cache {
         &self,
         engine: &Engine,
         wasm: &[u8],
-        wasm_sha256: &str,
+        wasm_sha256: &Sha256,
         origin: &Path,
     ) -> Result<(Component, LoadKind), PluginError> {
         let started = Instant::now();
@@ -100,13 +112,13 @@ impl Cache {
                 .precompile_component(wasm)
                 .map_err(|error| PluginError::NotAComponent {
                     path: origin.to_owned(),
-                    message: error.root_cause().to_string(),
+                    source: error.into(),
                 })?;
         // SAFETY: these bytes were produced by this engine a moment ago.
         let component = unsafe { Component::deserialize(engine, &compiled) }.map_err(|error| {
             PluginError::NotAComponent {
                 path: origin.to_owned(),
-                message: error.to_string(),
+                source: error.into(),
             }
         })?;
         if let (Some(dir), Some(entry)) = (&self.dir, &entry)
@@ -145,7 +157,7 @@ impl Cache {
             return Err("not a Plinth cache entry".to_owned());
         }
         let (header, artifact) = bytes.split_at(HEADER_LEN);
-        if Sha256::digest(artifact).as_slice() != &header[MAGIC.len()..] {
+        if Sha256::of(artifact).as_bytes() != &header[MAGIC.len()..] {
             return Err("checksum mismatch (corrupt or truncated)".to_owned());
         }
         if Engine::detect_precompiled(artifact) != Some(Precompiled::Component) {
@@ -171,7 +183,7 @@ fn write_entry(dir: &Path, entry: &Path, artifact: &[u8]) -> std::io::Result<()>
         .mode(0o600)
         .open(&temporary)?;
     file.write_all(MAGIC)?;
-    file.write_all(&Sha256::digest(artifact))?;
+    file.write_all(Sha256::of(artifact).as_bytes())?;
     file.write_all(artifact)?;
     file.sync_all()?;
     std::fs::rename(&temporary, entry)

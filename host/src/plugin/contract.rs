@@ -1,51 +1,108 @@
-//! Which contract version a component speaks, and which hooks it serves.
+//! The contract's vocabulary (`wit/plinth.wit`, package
+//! `plinth:bootstrap`): its hooks, the records they exchange, and which
+//! contract version and hooks a component speaks.
+//!
+//! The records are the ones the WIT defines, generated in
+//! [`bindings`](super::bindings); they are named here so that the rest of
+//! Plinth speaks the contract without reaching into generated modules.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::fmt;
+use std::str::FromStr;
 
-use wasmtime::Engine;
-use wasmtime::component::Component;
+use serde::{Deserialize, Serialize};
 
-use super::PluginError;
-use crate::hooks::Hook;
+pub use super::bindings::exports::plinth::bootstrap::image_resolve::{Image, Origin, PullPolicy};
+pub use super::bindings::exports::plinth::bootstrap::join_decision::{
+    JoinAction, JoinFacts, Proposal, StorageKind,
+};
+pub use super::bindings::exports::plinth::bootstrap::post_pki::{Certificate, KeyAlgorithm};
+pub use super::bindings::exports::plinth::bootstrap::pre_init::{NodeFacts, PreInitAnswer};
+pub use super::bindings::plinth::bootstrap::types::{Finding, Metadata, Severity};
+
+use crate::phase::Phase;
 
 /// The version of `package plinth:bootstrap` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub(crate) const CONTRACT_VERSION: &str = "0.1.0";
 
-const PACKAGE: &str = "plinth:bootstrap/";
+/// The hooks of the contract, in bootstrap order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Hook {
+    PreInit,
+    JoinDecision,
+    PostPki,
+    ImageResolve,
+    Readiness,
+}
 
-/// The hooks `component` exports, after checking that it is a plugin of this
-/// contract version.
-pub fn exported_hooks(
-    engine: &Engine,
-    component: &Component,
-    path: &Path,
-) -> Result<BTreeSet<Hook>, PluginError> {
-    let mut hooks = BTreeSet::new();
-    let mut is_plugin = false;
-    for (name, _) in component.component_type().exports(engine) {
-        let Some(qualified) = name.strip_prefix(PACKAGE) else {
-            continue;
-        };
-        let (interface, version) = qualified.split_once('@').unwrap_or((qualified, ""));
-        if version != CONTRACT_VERSION {
-            return Err(PluginError::ContractMismatch {
-                path: path.to_owned(),
-                found: version.to_owned(),
-            });
-        }
-        match interface.parse::<Hook>() {
-            Ok(hook) => {
-                hooks.insert(hook);
-            }
-            Err(_) if interface == "plugin" => is_plugin = true,
-            Err(_) => {}
+impl Hook {
+    pub(crate) const ALL: [Hook; 5] = [
+        Hook::PreInit,
+        Hook::JoinDecision,
+        Hook::PostPki,
+        Hook::ImageResolve,
+        Hook::Readiness,
+    ];
+
+    /// The name used in the WIT, manifests, logs and the journal.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hook::PreInit => "pre-init",
+            Hook::JoinDecision => "join-decision",
+            Hook::PostPki => "post-pki",
+            Hook::ImageResolve => "image-resolve",
+            Hook::Readiness => "readiness",
         }
     }
-    if !is_plugin {
-        return Err(PluginError::NotAPlugin {
-            path: path.to_owned(),
-        });
+
+    /// The bootstrap phase this hook is called in.
+    pub fn phase(self) -> Phase {
+        match self {
+            Hook::PreInit => Phase::PreInit,
+            Hook::JoinDecision => Phase::JoinDecision,
+            Hook::PostPki => Phase::PostPki,
+            Hook::ImageResolve => Phase::ImageResolve,
+            Hook::Readiness => Phase::Readiness,
+        }
     }
-    Ok(hooks)
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Hook {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Hook::ALL
+            .into_iter()
+            .find(|hook| hook.as_str() == name)
+            .ok_or_else(|| format!("`{name}` is not a hook"))
+    }
+}
+
+/// What to do when a participant fails (trap, timeout, malformed answer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailurePolicy {
+    /// Fail the bootstrap (exit 4). The default: a policy that cannot run
+    /// must not be taken as a policy that allowed.
+    #[default]
+    Fail,
+    /// Log, journal and go on as if the participant had not been called.
+    Ignore,
+}
+
+impl JoinAction {
+    /// The contract's name of an action, e.g. `create-cluster`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JoinAction::CreateCluster => "create-cluster",
+            JoinAction::JoinCluster => "join-cluster",
+            JoinAction::AlreadyMember => "already-member",
+        }
+    }
 }

@@ -4,21 +4,18 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::Instant;
 
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::PluginError;
 use super::bindings::Full;
-use super::sandbox::Sandbox;
-
-/// How often the engine's epoch advances; deadlines are counted in ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+use super::error::PluginError;
+use super::sandbox::{EPOCH_TICK, Sandbox};
 
 /// The largest memory cap a manifest may ask for; the instance pool reserves
 /// address space (not memory) for it.
-pub const MAX_MEMORY_MIB: u64 = 1024;
+pub(crate) const MAX_MEMORY_MIB: u64 = 1024;
 
 /// Bytes of a memory slot reset in place rather than decommitted, when only
 /// dirtied pages are reset: covers a Rust guest's 1 MiB stack, data and heap.
@@ -32,6 +29,10 @@ const POOLED_INSTANCES: u32 = 16;
 
 /// A configured engine, the linker holding the host imports, and a thread
 /// that advances the epoch so that a guest in an infinite loop is stopped.
+///
+/// One per process, shared: every [`Plugin`](super::Plugin) holds an `Arc`
+/// of the runtime it was loaded with, so the epoch thread runs for as long
+/// as any plugin can be called, and stops when the last one is dropped.
 pub struct Runtime {
     engine: Engine,
     linker: Linker<Sandbox>,
@@ -55,14 +56,14 @@ pub enum Allocation {
 impl Runtime {
     /// A pooled runtime, or an on-demand one where the pool cannot be
     /// reserved (a tight `ulimit -v`, say).
-    pub fn new() -> Result<Self, PluginError> {
+    pub fn new() -> Result<Arc<Self>, PluginError> {
         Self::with_allocation(Allocation::Pooled).or_else(|error| {
             tracing::warn!("cannot reserve the instance pool ({error}); instantiating on demand");
             Self::with_allocation(Allocation::OnDemand)
         })
     }
 
-    pub fn with_allocation(allocation: Allocation) -> Result<Self, PluginError> {
+    pub fn with_allocation(allocation: Allocation) -> Result<Arc<Self>, PluginError> {
         let engine = Engine::new(&engine_config(allocation)).map_err(PluginError::engine)?;
         let mut linker = Linker::new(&engine);
         // WASI is linked because wasm32-wasip2 guests import it through std
@@ -71,18 +72,18 @@ impl Runtime {
         Full::add_to_linker::<Sandbox, HasSelf<Sandbox>>(&mut linker, |sandbox| sandbox)
             .map_err(PluginError::engine)?;
         let ticker = Ticker::start(engine.clone());
-        Ok(Self {
+        Ok(Arc::new(Self {
             engine,
             linker,
             ticker: Some(ticker),
-        })
+        }))
     }
 
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    pub fn linker(&self) -> &Linker<Sandbox> {
+    pub(crate) fn linker(&self) -> &Linker<Sandbox> {
         &self.linker
     }
 }
@@ -97,14 +98,21 @@ impl Drop for Runtime {
 }
 
 impl Ticker {
+    /// Tick on a schedule of the wall clock, not a sleep per tick: on a
+    /// loaded machine every sleep overshoots, and 200 overshoots made a 2 s
+    /// deadline 3 s. A tick that comes late is followed at once by the next.
     fn start(engine: Engine) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("plinth-epoch".into())
             .spawn(move || {
+                let mut due = Instant::now();
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
+                    due += EPOCH_TICK;
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
                     engine.increment_epoch();
                 }
             })

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::PluginError;
+use super::contract::{FailurePolicy, Hook};
 use super::engine::MAX_MEMORY_MIB;
+use super::error::PluginError;
 use super::sandbox::Limits;
-use crate::hooks::{FailurePolicy, Hook};
+use crate::sha256::Sha256;
 
 /// A plugin's manifest, as written. Every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -23,11 +24,9 @@ pub struct Manifest {
     pub memory_mib: Option<u64>,
     pub failure_policy: Option<FailurePolicy>,
     /// Refuse to load unless the `.wasm` file has this sha256 (hex).
-    pub sha256: Option<String>,
+    pub sha256: Option<Sha256>,
     /// May this plugin add or drop images in image-resolve?
     pub allow_image_set_change: Option<bool>,
-    /// URLs a readiness plugin may have the host GET for it.
-    pub allow_urls: Option<Vec<String>>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
 }
@@ -47,10 +46,11 @@ impl Manifest {
                 });
             }
         };
-        let manifest: Self = toml::from_str(&text).map_err(|error| PluginError::Manifest {
-            path: path.to_owned(),
-            message: error.to_string(),
-        })?;
+        let manifest: Self =
+            toml::from_str(&text).map_err(|source| PluginError::ManifestSyntax {
+                path: path.to_owned(),
+                source,
+            })?;
         manifest.check(path)?;
         Ok(manifest)
     }
@@ -60,11 +60,6 @@ impl Manifest {
             path: path.to_owned(),
             message,
         };
-        if let Some(pin) = &self.sha256
-            && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
-        {
-            return Err(bad(format!("sha256 `{pin}` is not 64 hex digits")));
-        }
         if self.timeout_ms == Some(0) || self.timeout_ms.is_some_and(|ms| ms > 60_000) {
             return Err(bad("timeout-ms must be between 1 and 60000".to_owned()));
         }
@@ -79,7 +74,7 @@ impl Manifest {
         Ok(())
     }
 
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         let defaults = Limits::default();
         Limits {
             timeout: self

@@ -11,7 +11,11 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::plinth::bootstrap::{host, types};
-use super::engine::EPOCH_TICK;
+use super::contract::Hook;
+
+/// How often the engine's epoch advances (`engine.rs` ticks it); deadlines
+/// are counted in ticks.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Bytes of stdout or stderr kept from one call; the rest is dropped.
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
@@ -50,10 +54,12 @@ pub enum CallFailure {
     Trap(String),
     #[error("gave a malformed answer: {0}")]
     Malformed(String),
+    #[error("does not export {0}")]
+    NotExported(Hook),
 }
 
 /// The data of one call's Store.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     wasi: WasiCtx,
     table: ResourceTable,
     cap: MemoryCap,
@@ -95,7 +101,7 @@ impl ResourceLimiter for MemoryCap {
 
 /// Who is being called, for the Store and the log.
 #[derive(Clone, Debug)]
-pub struct CallTarget {
+pub(crate) struct CallTarget {
     pub plugin: Arc<str>,
     pub settings: Arc<BTreeMap<String, String>>,
     pub limits: Limits,
@@ -135,12 +141,14 @@ pub fn call<R>(
     };
     let mut store = Store::new(pre.engine(), sandbox);
     store.limiter(|sandbox| &mut sandbox.cap);
+    // One tick more than the timeout holds: the next tick may come at once,
+    // and a plugin gets at least its whole timeout.
     let ticks = target
         .limits
         .timeout
         .as_millis()
         .div_ceil(EPOCH_TICK.as_millis())
-        .max(1);
+        + 1;
     store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
     store.epoch_deadline_trap();
 

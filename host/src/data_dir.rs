@@ -1,0 +1,215 @@
+//! The data dir: its lock, held for the life of the process, and the name of
+//! every path in it.
+//!
+//! A controller takes the lock with [`DataDir::lock`] before it opens or
+//! writes anything (the journal included), and holds it until it exits: for
+//! `--init-only` a few seconds, in run mode days. A second process is refused
+//! at once with [`DataDirError::Busy`], so it never appends to the first
+//! one's journal nor touches its stage. The lock is an exclusive `flock` on
+//! the directory itself; the kernel releases it however the process ends.
+//!
+//! Commands that run *beside* a running controller (`pki check-expiration`
+//! today) only read: they take a [`DataDirView`], which names the same paths
+//! and takes no lock. [`Stage`](crate::stage::Stage),
+//! [`Journal`](crate::journal::Journal) and the compiled-plugin cache are
+//! opened from a locked [`DataDir`], so they cannot exist without the lock.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use crate::error_class::ErrorClass;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("cannot prepare the data dir {path}")]
+    Prepare {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "another Plinth process is working on the data dir {path}; wait for it to finish, or give this one another --data-dir"
+    )]
+    Busy { path: PathBuf },
+}
+
+impl DataDirError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::Prepare { .. } => ErrorClass::Internal,
+            Self::Busy { .. } => ErrorClass::Busy,
+        }
+    }
+}
+
+/// The paths of a data dir, without its lock: what a command that runs
+/// beside a controller reads. Every path Plinth uses in a data dir is named
+/// here, in the table below.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataDirView {
+    root: PathBuf,
+}
+
+impl DataDirView {
+    /// A view of the data dir at `root`, which need not exist.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `rel`, a path relative to the data dir, made absolute.
+    pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// Each path of the data dir once: a constant relative to the data dir (the
+/// stage and the PKI work in relative paths) and a method giving it under
+/// the root.
+macro_rules! data_dir_paths {
+    ($($(#[$doc:meta])* $method:ident: $constant:ident = $rel:literal;)*) => {
+        impl DataDirView {
+            $(
+                $(#[$doc])*
+                pub const $constant: &str = $rel;
+            )*
+            $(
+                #[doc = concat!("`<data-dir>/", $rel, "`")]
+                pub fn $method(&self) -> PathBuf {
+                    self.path(Self::$constant)
+                }
+            )*
+        }
+    };
+}
+
+data_dir_paths! {
+    /// The control-plane PKI (kubeadm's names inside).
+    pki_dir: PKI = "pki";
+    /// The audit log of every bootstrap, one JSON line per event.
+    journal_file: JOURNAL = "journal/bootstrap.jsonl";
+    /// Compiled plugins, keyed by the wasm's sha256 and the engine.
+    plugin_cache_dir: PLUGIN_CACHE = "cache/plugins";
+    /// What the user set, and only that (never a default).
+    persisted_config: PERSISTED_CONFIG = "config/cluster.yaml";
+    /// The images the last bootstrap resolved.
+    images_lock: IMAGES_LOCK = "images.lock";
+    /// The staging area of a commit in progress.
+    stage_dir: STAGE = ".stage";
+    /// Written last by a commit: the files of a bootstrap are all there.
+    complete_marker: COMPLETE_MARKER = ".complete";
+    /// Embedded etcd's data directory.
+    etcd_dir: ETCD = "etcd";
+    /// The file whose presence means this machine's etcd holds cluster
+    /// data. Deliberately storage state, not certificates: certificates can
+    /// be copied onto a fresh machine (a CA handed over for joining), data
+    /// cannot.
+    etcd_member_db: ETCD_MEMBER_DB = "etcd/member/snap/db";
+    /// The membership a joining controller recorded before it first started
+    /// etcd, so a crash between "added" and "started" resumes it.
+    join_record: JOIN_RECORD = "etcd/join.json";
+}
+
+/// A data dir this process holds the lock of, for as long as the value
+/// lives. Dereferences to its [`DataDirView`] for the paths.
+#[derive(Debug)]
+pub struct DataDir {
+    view: DataDirView,
+    /// The directory itself, opened and `flock`ed; closing it releases the
+    /// lock.
+    _lock: File,
+}
+
+impl DataDir {
+    /// Create the data dir (0700, with missing parents) if it does not
+    /// exist, and take its lock without waiting: [`DataDirError::Busy`] when
+    /// another process holds it.
+    pub fn lock(root: impl Into<PathBuf>) -> Result<Self, DataDirError> {
+        let view = DataDirView::new(root);
+        let prepare = |source| DataDirError::Prepare {
+            path: view.root.clone(),
+            source,
+        };
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&view.root)
+            .map_err(prepare)?;
+        let dir = File::open(&view.root).map_err(prepare)?;
+        // SAFETY: flock on a descriptor we own; no memory is shared.
+        if unsafe { libc::flock(dir.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() == io::ErrorKind::WouldBlock {
+                return Err(DataDirError::Busy { path: view.root });
+            }
+            return Err(prepare(error));
+        }
+        Ok(Self { view, _lock: dir })
+    }
+
+    /// The paths, for code that only reads.
+    pub fn view(&self) -> &DataDirView {
+        &self.view
+    }
+}
+
+impl std::ops::Deref for DataDir {
+    type Target = DataDirView;
+
+    fn deref(&self) -> &DataDirView {
+        &self.view
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_lock_is_refused_while_the_first_lives_and_granted_after() {
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("data");
+        let first = DataDir::lock(&root).unwrap();
+        assert!(matches!(
+            DataDir::lock(&root),
+            Err(DataDirError::Busy { path }) if path == root
+        ));
+        drop(first);
+        // No test of this crate forks, so nothing else holds the lock now.
+        DataDir::lock(&root).unwrap();
+    }
+
+    #[test]
+    fn a_missing_data_dir_is_created_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let root = parent.path().join("a/b");
+        let data_dir = DataDir::lock(&root).unwrap();
+        let mode = std::fs::metadata(data_dir.root())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(
+            data_dir.journal_file(),
+            root.join("journal/bootstrap.jsonl")
+        );
+        assert_eq!(data_dir.etcd_member_db(), root.join("etcd/member/snap/db"));
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_an_internal_error_naming_it() {
+        let parent = tempfile::tempdir().unwrap();
+        let file = parent.path().join("not-a-dir");
+        std::fs::write(&file, "").unwrap();
+        let error = DataDir::lock(&file).unwrap_err();
+        assert_eq!(error.class(), ErrorClass::Internal);
+        assert!(error.to_string().contains("not-a-dir"), "{error}");
+    }
+}
