@@ -24,7 +24,7 @@ use plinth::hooks::Participant;
 use plinth::hooks::image_resolve::{self, ImageResolver};
 use plinth::journal::Journal;
 use plinth::plugin::contract::{Image, Origin, PullPolicy};
-use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime};
+use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime, SignaturePolicy};
 
 /// The binary's allocator, so the figures are the binary's (see main.rs).
 #[global_allocator]
@@ -82,7 +82,13 @@ fn hook_call(c: &mut Criterion) {
             ("on_demand", Allocation::OnDemand),
         ] {
             let runtime = Runtime::with_allocation(allocation).unwrap();
-            let plugin = Plugin::load(&runtime, &Cache::disabled(runtime.engine()), wasm).unwrap();
+            let plugin = Plugin::load(
+                &runtime,
+                &Cache::disabled(runtime.engine()),
+                wasm,
+                &SignaturePolicy::default(),
+            )
+            .unwrap();
             for count in [10, 1000] {
                 let input = images(count);
                 let id = BenchmarkId::new(format!("{guest}_{allocation_name}"), count);
@@ -167,9 +173,9 @@ fn image_resolve_chain(c: &mut Criterion) {
         ),
     );
     let rewrite = install(dir.path(), "10-rewrite", "rewrite", "");
-    let rewrite = Plugin::load(&runtime, &cache, &rewrite).unwrap();
-    let mirror = Plugin::load(&runtime, &cache, &mirror).unwrap();
-    let pin = Plugin::load(&runtime, &cache, &pin).unwrap();
+    let rewrite = Plugin::load(&runtime, &cache, &rewrite, &SignaturePolicy::default()).unwrap();
+    let mirror = Plugin::load(&runtime, &cache, &mirror, &SignaturePolicy::default()).unwrap();
+    let pin = Plugin::load(&runtime, &cache, &pin, &SignaturePolicy::default()).unwrap();
     let builtin = ThousandImages(images(1000));
     let mut group = c.benchmark_group("image_resolve_chain");
     group.bench_function("builtin_only", |b| {

@@ -14,8 +14,8 @@ use plinth::cli::{
 use plinth::controller::{self, InitOptions};
 use plinth::data_dir::DataDirView;
 use plinth::images::{self, Catalog, Selection};
-use plinth::scaffold;
 use plinth::node::NodeFacts;
+use plinth::scaffold;
 use plinth::{Error, ErrorClass};
 
 /// mimalloc instead of the system allocator: a plugin call moves every
@@ -82,9 +82,19 @@ fn init_logging(cli: &Cli) {
 fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Controller(args) => controller_command(args),
-        Command::Plugins(PluginsCommand::Inspect { file, output }) => {
-            print(&plinth::report::inspect(&file)?, output)
-        }
+        Command::Plugins(PluginsCommand::Inspect {
+            file,
+            allowed_signers,
+            output,
+        }) => print(
+            &plinth::report::inspect(&file, allowed_signers.as_deref())?,
+            output,
+        ),
+        Command::Plugins(PluginsCommand::Verify {
+            file,
+            allowed_signers,
+            output,
+        }) => print(&plinth::report::verify(&file, &allowed_signers)?, output),
         Command::Plugins(PluginsCommand::Plan { dir, output }) => {
             print(&plinth::report::plan(&dir)?, output)
         }

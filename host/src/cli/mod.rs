@@ -67,6 +67,20 @@ pub enum PluginsCommand {
     /// Name, version, hooks, contract, sha256, size and compile time of a plugin.
     Inspect {
         file: PathBuf,
+        /// Check FILE.sig against this OpenSSH allowed-signers file.
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Check a plugin's signature (FILE.sig, made with `ssh-keygen -Y sign -n
+    /// plinth-plugin`) as a load under requireSignatures would; exit 0 when
+    /// it verifies, 2 with the reason when it does not.
+    Verify {
+        file: PathBuf,
+        /// The OpenSSH allowed-signers file naming who may sign plugins.
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: PathBuf,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },

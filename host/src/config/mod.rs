@@ -83,6 +83,14 @@ pub(crate) struct Effective {
     pub storage: Storage,
     pub pki: Pki,
     pub images: Images,
+    pub plugins: Plugins,
+}
+
+/// `spec.plugins`: how plugin files are checked at load.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plugins {
+    pub allowed_signers: Option<std::path::PathBuf>,
+    pub require_signatures: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -240,6 +248,15 @@ impl Config {
     }
 
     /// What the PKI phase is asked to produce, on this node.
+    /// `spec.plugins.allowedSigners`, and whether signatures are required.
+    pub fn plugin_signers(&self) -> (Option<&Path>, bool) {
+        let plugins = &self.effective().plugins;
+        (
+            plugins.allowed_signers.as_deref(),
+            plugins.require_signatures,
+        )
+    }
+
     pub fn pki_spec(&self, node: &NodeFacts) -> PkiSpec {
         let effective = &self.effective;
         PkiSpec {
@@ -326,6 +343,7 @@ fn resolve(
     let storage = spec.storage.unwrap_or_default();
     let pki = spec.pki.unwrap_or_default();
     let images = spec.images.unwrap_or_default();
+    let plugins = spec.plugins.unwrap_or_default();
     let defaulted = "is always set by the embedded default";
 
     let address = api.address.unwrap_or_else(|| node.primary_address());
@@ -419,6 +437,13 @@ fn resolve(
             format!("`{bad}` is not a registry; write it like `registry.example.com:5000`"),
         ));
     }
+    let require_signatures = plugins.require_signatures.expect(defaulted);
+    if require_signatures && plugins.allowed_signers.is_none() {
+        return Err(invalid(
+            "spec.plugins.requireSignatures",
+            "is true but spec.plugins.allowedSigners is not set; name the OpenSSH allowed-signers file to check signatures against".to_owned(),
+        ));
+    }
     Ok(Effective {
         name: document
             .metadata
@@ -446,6 +471,10 @@ fn resolve(
             repository,
             default_pull_policy: images.default_pull_policy.expect(defaulted),
             overrides: images.components,
+        },
+        plugins: Plugins {
+            allowed_signers: plugins.allowed_signers,
+            require_signatures,
         },
     })
 }

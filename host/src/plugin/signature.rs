@@ -14,6 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use ssh_key::{HashAlg, PublicKey, SshSig};
 
+use crate::error_class::ErrorClass;
+
 /// The namespace a plugin signature must be made for (`ssh-keygen -n`).
 pub const NAMESPACE: &str = "plinth-plugin";
 
@@ -39,6 +41,10 @@ pub enum SignatureError {
         "{wasm} has no signature {sig}, and spec.plugins.requireSignatures is on; sign it with `ssh-keygen -Y sign -n {NAMESPACE} -f KEY {wasm}`"
     )]
     Unsigned { wasm: PathBuf, sig: PathBuf },
+    #[error(
+        "plugin signatures are required but no allowed-signers file is given; set spec.plugins.allowedSigners"
+    )]
+    NoAllowedSigners,
     #[error("{sig} is not an SSH signature: {message}")]
     Malformed { sig: PathBuf, message: String },
     #[error(
@@ -112,8 +118,16 @@ pub struct AllowedSigners {
 /// `spec.plugins.requireSignatures`.
 #[derive(Debug, Default)]
 pub struct SignaturePolicy {
-    pub allowed: Option<AllowedSigners>,
-    pub required: bool,
+    allowed: Option<AllowedSigners>,
+    required: bool,
+}
+
+impl SignatureError {
+    /// Every refusal is the operator's to fix: sign the plugin, fix the
+    /// allowed-signers file, or remove the plugin.
+    pub fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
+    }
 }
 
 /// `NAME.wasm.sig` for `NAME.wasm`.
@@ -124,31 +138,33 @@ pub fn signature_path(wasm: &Path) -> PathBuf {
 }
 
 impl SignaturePolicy {
+    /// The policy of `spec.plugins`: the allowed-signers file at `allowed`
+    /// (read and parsed now, so a bad one stops the run before any plugin
+    /// loads), and whether every plugin must be signed.
+    pub fn new(allowed: Option<&Path>, required: bool) -> Result<Self, SignatureError> {
+        if required && allowed.is_none() {
+            return Err(SignatureError::NoAllowedSigners);
+        }
+        Ok(Self {
+            allowed: allowed.map(AllowedSigners::read).transpose()?,
+            required,
+        })
+    }
+
     /// Check the plugin whose file is `wasm` and whose bytes, read once by
     /// the caller, are `bytes`: the bytes checked are the bytes loaded.
     pub fn check(&self, wasm: &Path, bytes: &[u8]) -> Result<SignatureStatus, SignatureError> {
-        let sig_path = signature_path(wasm);
-        let sig_text = match read_bounded(&sig_path) {
-            Err(SignatureError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::NotFound =>
-            {
-                return if self.required {
-                    Err(SignatureError::Unsigned {
-                        wasm: wasm.to_owned(),
-                        sig: sig_path,
-                    })
-                } else {
+        match &self.allowed {
+            Some(allowed) => match allowed.verify_file(wasm, bytes) {
+                Err(SignatureError::Unsigned { .. }) if !self.required => {
                     Ok(SignatureStatus::Unsigned)
-                };
-            }
-            other => other?,
-        };
-        let Some(allowed) = &self.allowed else {
-            return Ok(SignatureStatus::NotChecked);
-        };
-        allowed
-            .verify(wasm, &sig_path, &sig_text, bytes, unix_now())
-            .map(|signer| SignatureStatus::Verified { signer })
+                }
+                verified => verified.map(|signer| SignatureStatus::Verified { signer }),
+            },
+            // `new` refuses a required signature without allowed signers.
+            None if signature_path(wasm).exists() => Ok(SignatureStatus::NotChecked),
+            None => Ok(SignatureStatus::Unsigned),
+        }
     }
 }
 
@@ -157,8 +173,21 @@ impl AllowedSigners {
         Self::parse(path, &read_bounded(path)?)
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Verify `NAME.wasm.sig` over `bytes`, the content of `wasm`.
+    pub fn verify_file(&self, wasm: &Path, bytes: &[u8]) -> Result<Signer, SignatureError> {
+        let sig = signature_path(wasm);
+        let text = match read_bounded(&sig) {
+            Err(SignatureError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Err(SignatureError::Unsigned {
+                    wasm: wasm.to_owned(),
+                    sig,
+                });
+            }
+            other => other?,
+        };
+        self.verify(wasm, &sig, &text, bytes, unix_now())
     }
 
     fn parse(path: &Path, text: &str) -> Result<Self, SignatureError> {
