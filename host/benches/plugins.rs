@@ -179,17 +179,28 @@ fn image_resolve_chain(c: &mut Criterion) {
     let builtin = ThousandImages(images(1000));
     let mut group = c.benchmark_group("image_resolve_chain");
     group.bench_function("builtin_only", |b| {
-        b.iter(|| image_resolve::run_resolvers(&[&builtin], &Journal::discard()).unwrap())
+        b.iter(|| {
+            image_resolve::run_resolvers(&[&builtin], Vec::new(), &Journal::discard()).unwrap()
+        })
     });
     group.bench_function("two_rewrite_guests", |b| {
         b.iter(|| {
-            image_resolve::run_resolvers(&[&builtin, &rewrite, &rewrite], &Journal::discard())
-                .unwrap()
+            image_resolve::run_resolvers(
+                &[&builtin, &rewrite, &rewrite],
+                Vec::new(),
+                &Journal::discard(),
+            )
+            .unwrap()
         })
     });
     group.bench_function("two_plugins", |b| {
         b.iter(|| {
-            image_resolve::run_resolvers(&[&builtin, &mirror, &pin], &Journal::discard()).unwrap()
+            image_resolve::run_resolvers(
+                &[&builtin, &mirror, &pin],
+                Vec::new(),
+                &Journal::discard(),
+            )
+            .unwrap()
         })
     });
     group.finish();

@@ -28,6 +28,8 @@ pub enum Error {
     Journal(#[from] crate::journal::JournalError),
     #[error(transparent)]
     Scaffold(#[from] crate::scaffold::ScaffoldError),
+    #[error(transparent)]
+    Invoke(#[from] crate::invoke::InvokeError),
     #[error(
         "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
     )]
@@ -48,6 +50,7 @@ impl Error {
             Error::Stage(error) => error.class(),
             Error::Journal(error) => error.class(),
             Error::Scaffold(error) => error.class(),
+            Error::Invoke(error) => error.class(),
             Error::RunModeUnavailable => ErrorClass::Invalid,
         }
     }

@@ -12,6 +12,7 @@ mod error;
 mod error_class;
 pub mod hooks;
 pub mod images;
+pub mod invoke;
 pub(crate) mod join;
 pub mod journal;
 pub mod node;

@@ -98,6 +98,33 @@ fn run(command: Command) -> anyhow::Result<u8> {
         Command::Plugins(PluginsCommand::Plan { dir, output }) => {
             print(&plinth::report::plan(&dir)?, output)
         }
+        Command::Plugins(PluginsCommand::Invoke {
+            file,
+            hook,
+            input,
+            manifest,
+            repeat,
+            example,
+            output,
+        }) => match (example, file, input) {
+            (false, Some(file), Some(input)) => {
+                let invocation = plinth::invoke::invoke(&plinth::invoke::InvokeOptions {
+                    file: &file,
+                    hook,
+                    input: &input,
+                    manifest: manifest.as_deref(),
+                    repeat,
+                })?;
+                print(&invocation, output)?;
+                Ok(if invocation.denied() {
+                    exit_code(ErrorClass::Denied)
+                } else {
+                    DONE
+                })
+            }
+            // clap requires FILE and --input unless --example is given.
+            _ => emit(&plinth::invoke::example(hook)?),
+        },
         Command::Plugins(PluginsCommand::New {
             name,
             hook,

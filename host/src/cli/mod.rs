@@ -90,6 +90,32 @@ pub enum PluginsCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Call one hook of one plugin on a JSON fixture, in the sandbox and
+    /// with the limits of a bootstrap; print the answer, the time per call
+    /// and the peak memory. Exit 3 when the answer denies, 4 when the
+    /// plugin fails.
+    Invoke {
+        /// The plugin component (`.wasm`); not needed with --example.
+        #[arg(required_unless_present = "example")]
+        file: Option<PathBuf>,
+        /// pre-init, join-decision, post-pki, image-resolve or readiness.
+        #[arg(long)]
+        hook: Hook,
+        /// The hook's input as JSON (`--example` prints one).
+        #[arg(long, value_name = "FILE", required_unless_present = "example")]
+        input: Option<PathBuf>,
+        /// The manifest (limits, settings); NAME.toml beside FILE by default.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        /// Calls to make, each in a fresh instance.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        repeat: u32,
+        /// Print a valid fixture for --hook instead of calling anything.
+        #[arg(long, conflicts_with_all = ["file", "input", "manifest"])]
+        example: bool,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
     /// Write a ready-to-build plugin project for one hook: the code, the
     /// contract (wit/), a manifest and a README with the build command.
     New {

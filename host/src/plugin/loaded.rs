@@ -11,14 +11,14 @@ use wasmtime::component::Component;
 
 use super::cache::{Cache, LoadKind};
 use super::contract::{
-    CONTRACT_VERSION, Certificate, FailurePolicy, Finding, Hook, Image, JoinFacts, Metadata,
-    NodeFacts, PreInitAnswer, Proposal,
+    CONTRACT_VERSION, Certificate, CheckSpec, FailurePolicy, Finding, Hook, Image, JoinFacts,
+    Metadata, NodeFacts, Observation, PreInitAnswer, ProbeResult, Proposal,
 };
 use super::engine::Runtime;
 use super::error::PluginError;
 use super::linked::Linked;
 use super::manifest::Manifest;
-use super::sandbox::{self, CallFailure, CallTarget, Limits};
+use super::sandbox::{self, CallFailure, CallRecord, CallTarget, Limits};
 use super::signature::{SignaturePolicy, SignatureStatus};
 use crate::journal::{Entry, Verdict};
 use crate::phase::Phase;
@@ -113,6 +113,7 @@ impl Plugin {
             plugin: Arc::from(name.as_str()),
             settings: Arc::new(manifest.settings.clone()),
             limits: manifest.limits(),
+            last_call: Arc::default(),
         };
         let linked =
             Linked::new(runtime, &component, &exported, target).map_err(|error| error.at(path))?;
@@ -170,6 +171,16 @@ impl Plugin {
     /// How the component came to be ready, and how long it took.
     pub(crate) fn load_kind(&self) -> LoadKind {
         self.load
+    }
+
+    /// What the last call of any of its exports cost.
+    pub fn last_call(&self) -> Option<CallRecord> {
+        *self
+            .linked
+            .target
+            .last_call
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Who signed the file, if anyone was asked to.
@@ -344,4 +355,8 @@ typed_calls! {
     post_pki(certificates: &[Certificate]) -> Vec<Finding> = PostPki.call_audit;
     /// image-resolve `resolve`: the next image list, or a refusal.
     image_resolve(images: &[Image]) -> Result<Vec<Image>, String> = ImageResolve.call_resolve;
+    /// readiness `checks`: the URLs the plugin wants probed.
+    readiness_checks() -> Vec<CheckSpec> = Readiness.call_checks;
+    /// readiness `evaluate`: the plugin's judgement of one observation.
+    readiness_evaluate(check: &str, seen: &Observation) -> ProbeResult = Readiness.call_evaluate;
 }

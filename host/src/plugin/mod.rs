@@ -27,7 +27,7 @@ pub use engine::{Allocation, Runtime};
 pub use error::PluginError;
 pub use loaded::Plugin;
 pub use manifest::Manifest;
-pub use sandbox::{CallFailure, Limits};
+pub use sandbox::{CallFailure, CallRecord, Limits};
 pub use signature::{SignaturePolicy, SignatureStatus};
 
 use contract::Hook;
