@@ -286,14 +286,16 @@ impl Phases {
         phase: Phase,
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error> {
-        tracing::info!(phase = phase.as_str(), "starting");
+        tracing::debug!(phase = phase.as_str(), "starting");
         let started = Instant::now();
         let value = body().map_err(Into::into)?;
         let took = started.elapsed();
         let summary = value.summary();
-        tracing::info!(
+        // The summary table shows every phase once the run is done; the
+        // log repeats it only when asked (-v), with the time rounded.
+        tracing::debug!(
             phase = phase.as_str(),
-            took_ms = took.as_secs_f64() * 1e3,
+            took_ms = %format_args!("{:.1}", took.as_secs_f64() * 1e3),
             "{summary}"
         );
         self.0.push(PhaseTiming {

@@ -55,6 +55,12 @@ impl Error {
         }
     }
 
+    /// Whether the error names paths relative to the data dir, so that the
+    /// data dir must be named with it.
+    pub fn is_inside_data_dir(&self) -> bool {
+        matches!(self, Error::Pki(_) | Error::Stage(_) | Error::Journal(_))
+    }
+
     /// The error and its causes on one line, as the journal records why a
     /// run stopped.
     pub(crate) fn one_line(&self) -> String {

@@ -4,7 +4,6 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 use time::OffsetDateTime;
 
@@ -190,8 +189,15 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<u8> {
         node: NodeFacts::discover(),
         now: OffsetDateTime::now_utc(),
     };
-    let bootstrap = controller::init(&options)
-        .with_context(|| format!("data dir {}", options.data_dir.display()))?;
+    let bootstrap = controller::init(&options).map_err(|error| {
+        // Errors inside the data dir name paths relative to it; the rest
+        // (config, plugins, a denial) have nothing to do with it.
+        if error.is_inside_data_dir() {
+            anyhow::Error::new(error).context(format!("data dir {}", options.data_dir.display()))
+        } else {
+            error.into()
+        }
+    })?;
     emit(&plinth::report::Summary(&bootstrap).to_string())
 }
 

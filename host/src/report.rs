@@ -247,12 +247,19 @@ impl fmt::Display for Summary<'_> {
             join.action.as_str(),
             join.reason
         )?;
-        writeln!(
-            f,
-            "pki: {} new or reissued: {}",
-            changed.len(),
-            changed.join(", ")
-        )?;
+        if changed.is_empty() {
+            writeln!(
+                f,
+                "pki: nothing new or reissued; every certificate and key kept"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "pki: {} new or reissued: {}",
+                changed.len(),
+                changed.join(", ")
+            )?;
+        }
         writeln!(f, "images: {}", bootstrap.images().len())?;
         for note in bootstrap.notes() {
             writeln!(f, "note: {note}")?;

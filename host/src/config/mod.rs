@@ -7,6 +7,7 @@
 
 mod cidr;
 mod duration;
+mod location;
 pub mod merge;
 pub mod schema;
 mod text;
@@ -39,6 +40,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid config {origin}:{line}:{column}: {message}")]
+    Syntax {
+        origin: String,
+        line: usize,
+        column: usize,
+        /// The YAML parser's message, its location taken out.
+        message: String,
+    },
     #[error("invalid config {origin}")]
     Parse {
         origin: String,
@@ -46,9 +55,11 @@ pub enum ConfigError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("invalid config {origin}: {key}: {message}")]
+    #[error("invalid config {origin}{}: {key}: {message}", line.map_or_else(String::new, |(line, column)| format!(":{line}:{column}")))]
     Invalid {
         origin: String,
+        /// Where `key` is written, when the document is a file that sets it.
+        line: Option<(usize, usize)>,
         key: &'static str,
         message: String,
     },
@@ -146,7 +157,7 @@ impl Config {
                 })?;
                 Self::from_yaml(&text, &path.display().to_string(), node)
             }
-            None => Self::from_user(ClusterConfig::default(), "(embedded default)", node),
+            None => Self::from_user(ClusterConfig::default(), EMBEDDED_DEFAULT, node),
         }
     }
 
@@ -155,12 +166,23 @@ impl Config {
         let user: ClusterConfig = if text.trim().is_empty() {
             ClusterConfig::default()
         } else {
-            serde_yaml::from_str(text).map_err(|error| ConfigError::Parse {
-                origin: origin.to_owned(),
-                source: error.into(),
-            })?
+            serde_yaml::from_str(text)
+                .map_err(|error| location::syntax_error(origin, text, &error))?
         };
-        Self::from_user(user, origin, node)
+        Self::from_user(user, origin, node).map_err(|error| match error {
+            ConfigError::Invalid {
+                origin,
+                line: None,
+                key,
+                message,
+            } => ConfigError::Invalid {
+                line: location::line_of(text, key),
+                origin,
+                key,
+                message,
+            },
+            other => other,
+        })
     }
 
     fn from_user(user: ClusterConfig, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
@@ -236,7 +258,7 @@ impl Config {
 }
 
 impl Config {
-    /// Where the user's document came from: a path, `(embedded default)`,
+    /// Where the user's document came from: a path, `the embedded default`,
     /// or either patched by a plugin.
     pub fn origin(&self) -> &str {
         &self.origin
@@ -279,9 +301,12 @@ impl Config {
 
 impl Summarize for Config {
     fn summary(&self) -> String {
-        format!("{} ({})", self.effective.name, self.origin)
+        format!("{}, from {}", self.effective.name, self.origin)
     }
 }
+
+/// The origin of a configuration read from no file.
+const EMBEDDED_DEFAULT: &str = "the embedded default";
 
 fn to_json(config: &ClusterConfig) -> Value {
     serde_json::to_value(config).expect("a ClusterConfig always serialises")
@@ -315,6 +340,7 @@ fn resolve(
 ) -> Result<Effective, ConfigError> {
     let invalid = |key: &'static str, message: String| ConfigError::Invalid {
         origin: origin.to_owned(),
+        line: None,
         key,
         message,
     };
