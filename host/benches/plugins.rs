@@ -5,7 +5,15 @@
 //!   call, drop the Store) of the `rewrite` test guest and of the shipped
 //!   airgap-mirror, with the pooled runtime Plinth uses and with an
 //!   on-demand runtime as the baseline.
-//! - `plugin_load/*`: compiling a component vs loading it from the cache.
+//! - `plugin_load/*`: compiling a component vs loading it from the cache,
+//!   for the Rust airgap-mirror and the Python example; `cached_plugin` is
+//!   the whole cached `Plugin::load` (link, describe, validate-settings).
+//! - `cached_load_steps/*`: what a cached load of airgap-mirror spends its
+//!   time on: reading the entry, checking its checksum, wasmtime's
+//!   deserialize (copy into fresh memory, relocate, publish), the same from
+//!   a file mapping, and what `Plugin::load` adds on top.
+//! - `python_call/*`: one image-resolve call of the Python example beside
+//!   the same rule in Rust (`image-policy-rust`), 10 pinned images.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
 //!   alone (baseline), followed by the `rewrite` guest twice (the host's
 //!   share), and by two shipped plugins: airgap-mirror rewriting to a
@@ -98,6 +106,127 @@ fn hook_call(c: &mut Criterion) {
             }
         }
     }
+    group.finish();
+}
+
+/// Compile vs cached load of the 18 MB Python example: ten compiles of
+/// about ten seconds each, the fewest criterion takes.
+fn python_load(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm_path = install(dir.path(), "40-policy", "python-image-policy", "");
+    let wasm = std::fs::read(&wasm_path).unwrap();
+    let runtime = Runtime::new().unwrap();
+    let engine = runtime.engine();
+    let sha256 = Sha256::of(&wasm);
+    let mut group = c.benchmark_group("plugin_load");
+    group.sample_size(10);
+    group.sampling_mode(criterion::SamplingMode::Flat);
+    group.measurement_time(std::time::Duration::from_secs(1));
+    let uncached = Cache::disabled(engine);
+    group.bench_function("python_compile", |b| {
+        b.iter(|| uncached.load(engine, &wasm, &sha256, &wasm_path).unwrap())
+    });
+    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
+    let cache = Cache::in_data_dir(&data_dir, engine);
+    cache.load(engine, &wasm, &sha256, &wasm_path).unwrap();
+    group.sample_size(30);
+    group.measurement_time(std::time::Duration::from_secs(5));
+    group.bench_function("python_cached", |b| {
+        b.iter(|| cache.load(engine, &wasm, &sha256, &wasm_path).unwrap())
+    });
+    group.finish();
+}
+
+/// One image-resolve call of the Python example and of the same rule in
+/// Rust, on ten images pinned to a digest (both return the list as is).
+fn python_call(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new().unwrap();
+    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
+    let cache = Cache::in_data_dir(&data_dir, runtime.engine());
+    let pinned: Vec<Image> = images(10)
+        .into_iter()
+        .enumerate()
+        .map(|(i, image)| Image {
+            digest: Some(format!("sha256:{i:064x}")),
+            ..image
+        })
+        .collect();
+    let mut group = c.benchmark_group("python_call");
+    for (name, package) in [
+        ("python", "python-image-policy"),
+        ("rust", "image-policy-rust"),
+    ] {
+        let wasm = install(dir.path(), name, package, "");
+        let plugin = Plugin::load(&runtime, &cache, &wasm, &SignaturePolicy::default()).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| plugin.image_resolve(black_box(&pinned)).unwrap().unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// The parts of a cached load of airgap-mirror, each alone.
+fn cached_load_steps(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm_path = install(
+        dir.path(),
+        "20-mirror",
+        "airgap-mirror",
+        "registry = \"mirror.local\"",
+    );
+    let wasm = std::fs::read(&wasm_path).unwrap();
+    let runtime = Runtime::new().unwrap();
+    let engine = runtime.engine();
+    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
+    let cache = Cache::in_data_dir(&data_dir, engine);
+    cache
+        .load(engine, &wasm, &Sha256::of(&wasm), &wasm_path)
+        .unwrap();
+    let entry = std::fs::read_dir(data_dir.plugin_cache_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .unwrap();
+    let bytes = std::fs::read(&entry).unwrap();
+    // The artifact alone: the entry less its header (`PLINTHC1` and a
+    // 32-byte checksum), also as a file of its own for wasmtime's mapping.
+    let artifact = bytes[40..].to_vec();
+    let artifact_file = dir.path().join("artifact.cwasm");
+    std::fs::write(&artifact_file, &artifact).unwrap();
+    let mut group = c.benchmark_group("cached_load_steps");
+    group.bench_function("read_entry", |b| {
+        b.iter(|| std::fs::read(black_box(&entry)).unwrap())
+    });
+    group.bench_function("sha256_artifact", |b| {
+        b.iter(|| Sha256::of(black_box(&artifact)))
+    });
+    group.bench_function("blake3_artifact", |b| {
+        b.iter(|| blake3::hash(black_box(&artifact)))
+    });
+    group.bench_function("deserialize_copy", |b| {
+        // SAFETY: the artifact was just made by this engine.
+        b.iter(|| {
+            unsafe { wasmtime::component::Component::deserialize(engine, &artifact) }.unwrap()
+        })
+    });
+    group.bench_function("deserialize_mmap", |b| {
+        // SAFETY: the file holds an artifact just made by this engine.
+        b.iter(|| {
+            unsafe { wasmtime::component::Component::deserialize_file(engine, &artifact_file) }
+                .unwrap()
+        })
+    });
+    group.bench_function("cache_load", |b| {
+        b.iter(|| {
+            cache
+                .load(engine, &wasm, &Sha256::of(&wasm), &wasm_path)
+                .unwrap()
+        })
+    });
+    group.bench_function("plugin_load", |b| {
+        b.iter(|| Plugin::load(&runtime, &cache, &wasm_path, &SignaturePolicy::default()).unwrap())
+    });
     group.finish();
 }
 
@@ -206,5 +335,13 @@ fn image_resolve_chain(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, hook_call, plugin_load, image_resolve_chain);
+criterion_group!(
+    benches,
+    hook_call,
+    plugin_load,
+    cached_load_steps,
+    python_load,
+    python_call,
+    image_resolve_chain
+);
 criterion_main!(benches);
