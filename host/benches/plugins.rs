@@ -189,9 +189,9 @@ fn cached_load_steps(c: &mut Criterion) {
         .find(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
         .unwrap();
     let bytes = std::fs::read(&entry).unwrap();
-    // The artifact alone: the entry less its header (`PLINTHC1` and a
-    // 32-byte checksum), also as a file of its own for wasmtime's mapping.
-    let artifact = bytes[40..].to_vec();
+    // The artifact alone: the entry less its trailer (a 32-byte checksum
+    // and `PLINTHC2`), also as a file of its own for wasmtime's mapping.
+    let artifact = bytes[..bytes.len() - 40].to_vec();
     let artifact_file = dir.path().join("artifact.cwasm");
     std::fs::write(&artifact_file, &artifact).unwrap();
     let mut group = c.benchmark_group("cached_load_steps");
