@@ -109,34 +109,6 @@ fn hook_call(c: &mut Criterion) {
     group.finish();
 }
 
-/// Compile vs cached load of the 18 MB Python example: ten compiles of
-/// about ten seconds each, the fewest criterion takes.
-fn python_load(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let wasm_path = install(dir.path(), "40-policy", "python-image-policy", "");
-    let wasm = std::fs::read(&wasm_path).unwrap();
-    let runtime = Runtime::new().unwrap();
-    let engine = runtime.engine();
-    let sha256 = Sha256::of(&wasm);
-    let mut group = c.benchmark_group("plugin_load");
-    group.sample_size(10);
-    group.sampling_mode(criterion::SamplingMode::Flat);
-    group.measurement_time(std::time::Duration::from_secs(1));
-    let uncached = Cache::disabled(engine);
-    group.bench_function("python_compile", |b| {
-        b.iter(|| uncached.load(engine, &wasm, &sha256, &wasm_path).unwrap())
-    });
-    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
-    let cache = Cache::in_data_dir(&data_dir, engine);
-    cache.load(engine, &wasm, &sha256, &wasm_path).unwrap();
-    group.sample_size(30);
-    group.measurement_time(std::time::Duration::from_secs(5));
-    group.bench_function("python_cached", |b| {
-        b.iter(|| cache.load(engine, &wasm, &sha256, &wasm_path).unwrap())
-    });
-    group.finish();
-}
-
 /// One image-resolve call of the Python example and of the same rule in
 /// Rust, on ten images pinned to a digest (both return the list as is).
 fn python_call(c: &mut Criterion) {
@@ -230,29 +202,35 @@ fn cached_load_steps(c: &mut Criterion) {
     group.finish();
 }
 
+/// Compiling a component vs loading it from the cache: airgap-mirror
+/// (97 KB of Rust) and the Python example (18 MB, about ten seconds a
+/// compile, so ten compiles, the fewest criterion takes).
 fn plugin_load(c: &mut Criterion) {
+    compile_vs_cached(c, "", "airgap-mirror", 20);
+    compile_vs_cached(c, "python_", "python-image-policy", 10);
+}
+
+/// `plugin_load/{prefix}compile` and `plugin_load/{prefix}cached` of `package`.
+fn compile_vs_cached(c: &mut Criterion, prefix: &str, package: &str, compiles: usize) {
     let dir = tempfile::tempdir().unwrap();
-    let wasm_path = install(
-        dir.path(),
-        "20-mirror",
-        "airgap-mirror",
-        "registry = \"mirror.local\"",
-    );
+    let wasm_path = install(dir.path(), "20-plugin", package, "");
     let wasm = std::fs::read(&wasm_path).unwrap();
     let runtime = Runtime::new().unwrap();
     let engine = runtime.engine();
     let sha256 = Sha256::of(&wasm);
     let mut group = c.benchmark_group("plugin_load");
-    group.sample_size(20);
+    group.sample_size(compiles);
+    group.sampling_mode(criterion::SamplingMode::Flat);
     let uncached = Cache::disabled(engine);
-    group.bench_function("compile", |b| {
+    group.bench_function(format!("{prefix}compile"), |b| {
         b.iter(|| uncached.load(engine, &wasm, &sha256, &wasm_path).unwrap())
     });
     let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
     let cache = Cache::in_data_dir(&data_dir, engine);
     cache.load(engine, &wasm, &sha256, &wasm_path).unwrap();
     group.sample_size(100);
-    group.bench_function("cached", |b| {
+    group.sampling_mode(criterion::SamplingMode::Auto);
+    group.bench_function(format!("{prefix}cached"), |b| {
         b.iter(|| cache.load(engine, &wasm, &sha256, &wasm_path).unwrap())
     });
     group.finish();
@@ -340,7 +318,6 @@ criterion_group!(
     hook_call,
     plugin_load,
     cached_load_steps,
-    python_load,
     python_call,
     image_resolve_chain
 );

@@ -5,15 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{PluginDir, Run, plinth, temp_file};
-
-const HOOKS: [&str; 5] = [
-    "pre-init",
-    "join-decision",
-    "post-pki",
-    "image-resolve",
-    "readiness",
-];
+use common::{HOOKS, PluginDir, Run, plinth, temp_file};
 
 fn example(hook: &str) -> String {
     let run = plinth(&["plugins", "invoke", "--hook", hook, "--example"]);

@@ -7,15 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{plinth, temp_file};
-
-const HOOKS: [&str; 5] = [
-    "pre-init",
-    "join-decision",
-    "post-pki",
-    "image-resolve",
-    "readiness",
-];
+use common::{HOOKS, plinth, temp_file};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(

@@ -13,7 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use common::{PluginDir, Run, init_only, journal};
+use common::{PluginDir, Run, init_only, journal, load_kinds};
 
 const EXAMPLE: &str = "python-image-policy";
 const STEM: &str = "40-image-policy";
@@ -64,14 +64,6 @@ fn warm_data_dir() -> tempfile::TempDir {
         std::fs::copy(&entry, cache.join(entry.file_name().unwrap())).unwrap();
     }
     data
-}
-
-fn load_kinds(data: &Path) -> Vec<String> {
-    journal(data)
-        .into_iter()
-        .filter(|e| e["phase"] == "plugins")
-        .map(|e| e["detail"]["load"]["kind"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Run the example with `settings` (TOML lines) in a warm data dir.
