@@ -22,7 +22,7 @@ use crate::hooks::{image_resolve, join_decision, post_pki, pre_init};
 use crate::journal::Journal;
 use crate::node::NodeFacts;
 use crate::plugin::contract::{Hook, ProbeResult};
-use crate::plugin::{Cache, CallFailure, Plugin, Runtime, SignaturePolicy};
+use crate::plugin::{Cache, CallFailure, CallRecord, Plugin, Runtime, SignaturePolicy};
 use forms::{Fixture, ProbeResultForm};
 
 pub use forms::example;
@@ -135,19 +135,22 @@ pub fn invoke(options: &InvokeOptions<'_>) -> Result<Invocation, Error> {
         }
         .into());
     }
-    let mut times = Vec::new();
-    let mut peak = 0;
-    let (answer, denials) = loop {
-        let answered = call(&plugin, &fixture)?;
-        if let Some(record) = plugin.last_call() {
-            times.push(record.took);
-            peak = peak.max(record.peak_memory_bytes);
-        }
-        if times.len() >= options.repeat.max(1) as usize {
-            break answered;
-        }
-    };
+    let mut answered = call(&plugin, &fixture)?;
+    let mut records = vec![plugin.last_call()];
+    for _ in 1..options.repeat {
+        answered = call(&plugin, &fixture)?;
+        records.push(plugin.last_call());
+    }
+    let (answer, denials) = answered;
+    let records: Vec<CallRecord> = records.into_iter().flatten().collect();
+    let peak = records
+        .iter()
+        .map(|r| r.peak_memory_bytes)
+        .max()
+        .unwrap_or(0);
+    let mut times: Vec<Duration> = records.iter().map(|r| r.took).collect();
     times.sort();
+    let at = |index: usize| times.get(index).copied().unwrap_or_default();
     Ok(Invocation {
         file: options.file.to_owned(),
         plugin: plugin.name().to_owned(),
@@ -159,10 +162,10 @@ pub fn invoke(options: &InvokeOptions<'_>) -> Result<Invocation, Error> {
         },
         answer,
         denials,
-        calls: u32::try_from(times.len()).unwrap_or(u32::MAX),
-        min: times[0],
-        median: times[times.len() / 2],
-        max: times[times.len() - 1],
+        calls: options.repeat.max(1),
+        min: at(0),
+        median: at(times.len() / 2),
+        max: at(times.len().saturating_sub(1)),
         peak_memory_bytes: peak,
         memory_cap_mib: plugin.limits().memory_mib,
     })
