@@ -17,11 +17,13 @@ fn error_for(yaml: &str) -> (String, String) {
     (config.display().to_string(), run.error_line().to_owned())
 }
 
-fn assert_line(yaml: &str, expected: impl Fn(&str) -> String) {
+/// `expected` is the line after `plinth: error: `, with `{file}` standing
+/// for the config file's path.
+fn assert_line(yaml: &str, expected: &str) {
     let (file, line) = error_for(yaml);
     assert_eq!(
         line,
-        format!("plinth: error: {}", expected(&file)),
+        format!("plinth: error: {}", expected.replace("{file}", &file)),
         "for\n{yaml}"
     );
 }
@@ -46,87 +48,69 @@ fn a_missing_config_file_is_named_once_with_the_os_reason() {
 fn a_yaml_syntax_error_names_its_line_and_column() {
     assert_line(
         "spec:\n  network:\n    serviceCIDR: \"10.96.0.0/12\n",
-        |file| {
-            format!(
-                "invalid config {file}:4:1: found unexpected end of stream, while scanning a quoted scalar at line 3 column 18"
-            )
-        },
+        "invalid config {file}:4:1: found unexpected end of stream, while scanning a quoted scalar at line 3 column 18",
     );
-    assert_line("spec:\n\tnetwork: {}\n", |file| {
-        format!(
-            "invalid config {file}:2:1: found character that cannot start any token, while scanning for the next token"
-        )
-    });
+    assert_line(
+        "spec:\n\tnetwork: {}\n",
+        "invalid config {file}:2:1: found character that cannot start any token, while scanning for the next token",
+    );
 }
 
 #[test]
 fn an_unknown_key_names_its_line_and_the_keys_allowed_there() {
-    assert_line("spec:\n  netwrk: {}\n", |file| {
-        format!(
-            "invalid config {file}:2:3: spec: unknown field `netwrk`, expected one of `api`, `network`, `storage`, `pki`, `images`, `plugins`"
-        )
-    });
-    assert_line("# site config\nspec: {}\nspek: {}\n", |file| {
-        format!(
-            "invalid config {file}:3:1: unknown field `spek`, expected one of `apiVersion`, `kind`, `metadata`, `spec`"
-        )
-    });
+    assert_line(
+        "spec:\n  netwrk: {}\n",
+        "invalid config {file}:2:3: spec: unknown field `netwrk`, expected one of `api`, `network`, `storage`, `pki`, `images`, `plugins`",
+    );
+    assert_line(
+        "# site config\nspec: {}\nspek: {}\n",
+        "invalid config {file}:3:1: unknown field `spek`, expected one of `apiVersion`, `kind`, `metadata`, `spec`",
+    );
 }
 
 #[test]
 fn a_value_of_the_wrong_type_names_its_line_and_the_type_expected() {
-    assert_line("spec:\n  api:\n    port: eighty\n", |file| {
-        format!(
-            "invalid config {file}:3:11: spec.api.port: invalid type: string \"eighty\", expected u16"
-        )
-    });
-    assert_line("just words\n", |file| {
-        format!(
-            "invalid config {file}:1:1: invalid type: string \"just words\", expected struct ClusterConfig"
-        )
-    });
+    assert_line(
+        "spec:\n  api:\n    port: eighty\n",
+        "invalid config {file}:3:11: spec.api.port: invalid type: string \"eighty\", expected u16",
+    );
+    assert_line(
+        "just words\n",
+        "invalid config {file}:1:1: invalid type: string \"just words\", expected struct ClusterConfig",
+    );
 }
 
 #[test]
 fn a_malformed_value_says_what_is_wrong_and_how_to_write_it() {
     assert_line(
         "spec:\n  network:\n    serviceCIDR: 10.96.0.0/33\n",
-        |file| {
-            format!(
-                "invalid config {file}:3:5: spec.network: `10.96.0.0/33`: /33 is not a prefix length of an IPv4 address (0-32); write it like `10.96.0.0/12`"
-            )
-        },
+        "invalid config {file}:3:5: spec.network: `10.96.0.0/33`: /33 is not a prefix length of an IPv4 address (0-32); write it like `10.96.0.0/12`",
     );
-    assert_line("spec:\n  network:\n    podCIDR: 10.244.0.0/32\n", |file| {
-        format!(
-            "invalid config {file}:3:5: spec.network: `10.244.0.0/32` leaves no room for hosts; use a prefix shorter than /32"
-        )
-    });
-    assert_line("spec:\n  pki:\n    caValidity: 10y\n", |file| {
-        format!(
-            "invalid config {file}:3:5: spec.pki: `10y` is not a duration; write it like `8760h`, `90m` or `1h30m`"
-        )
-    });
+    assert_line(
+        "spec:\n  network:\n    podCIDR: 10.244.0.0/32\n",
+        "invalid config {file}:3:5: spec.network: `10.244.0.0/32` leaves no room for hosts; use a prefix shorter than /32",
+    );
+    assert_line(
+        "spec:\n  pki:\n    caValidity: 10y\n",
+        "invalid config {file}:3:5: spec.pki: `10y` is not a duration; write it like `8760h`, `90m` or `1h30m`",
+    );
 }
 
 #[test]
 fn a_value_refused_by_the_rules_names_its_key_and_line() {
-    assert_line("spec:\n  api:\n    port: 0\n", |file| {
-        format!(
-            "invalid config {file}:3:5: spec.api.port: 0 is not a port; use 1-65535 (6443 by default)"
-        )
-    });
-    assert_line("spec:\n  plugins:\n    requireSignatures: true\n", |file| {
-        format!(
-            "invalid config {file}:3:5: spec.plugins.requireSignatures: is true but spec.plugins.allowedSigners is not set; name the OpenSSH allowed-signers file to check signatures against"
-        )
-    });
+    assert_line(
+        "spec:\n  api:\n    port: 0\n",
+        "invalid config {file}:3:5: spec.api.port: 0 is not a port; use 1-65535 (6443 by default)",
+    );
+    assert_line(
+        "spec:\n  plugins:\n    requireSignatures: true\n",
+        "invalid config {file}:3:5: spec.plugins.requireSignatures: is true but spec.plugins.allowedSigners is not set; name the OpenSSH allowed-signers file to check signatures against",
+    );
     // Written in flow style, the key has no line of its own to point at.
-    assert_line("spec: {api: {port: 0}}\n", |file| {
-        format!(
-            "invalid config {file}: spec.api.port: 0 is not a port; use 1-65535 (6443 by default)"
-        )
-    });
+    assert_line(
+        "spec: {api: {port: 0}}\n",
+        "invalid config {file}: spec.api.port: 0 is not a port; use 1-65535 (6443 by default)",
+    );
 }
 
 #[test]
