@@ -12,6 +12,7 @@ mod error;
 mod error_class;
 pub mod hooks;
 pub mod images;
+pub mod invoke;
 pub(crate) mod join;
 pub mod journal;
 pub mod node;
@@ -19,6 +20,7 @@ pub(crate) mod phase;
 pub mod pki;
 pub mod plugin;
 pub mod report;
+pub mod scaffold;
 mod sha256;
 pub mod stage;
 
