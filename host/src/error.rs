@@ -32,6 +32,10 @@ pub enum Error {
     Cluster(#[from] crate::run::cluster::ClusterError),
     #[error(transparent)]
     Status(#[from] crate::status::StatusError),
+    #[error(transparent)]
+    Scaffold(#[from] crate::scaffold::ScaffoldError),
+    #[error(transparent)]
+    Invoke(#[from] crate::invoke::InvokeError),
 }
 
 impl Error {
@@ -50,7 +54,15 @@ impl Error {
             Error::Run(error) => error.class(),
             Error::Cluster(error) => error.class(),
             Error::Status(error) => error.class(),
+            Error::Scaffold(error) => error.class(),
+            Error::Invoke(error) => error.class(),
         }
+    }
+
+    /// Whether the error names paths relative to the data dir, so that the
+    /// data dir must be named with it.
+    pub fn is_inside_data_dir(&self) -> bool {
+        matches!(self, Error::Pki(_) | Error::Stage(_) | Error::Journal(_))
     }
 
     /// The error and its causes on one line, as the journal records why a

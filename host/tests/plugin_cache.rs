@@ -5,15 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{PluginDir, init_only, journal};
-
-fn load_kinds(data: &Path) -> Vec<String> {
-    journal(data)
-        .into_iter()
-        .filter(|e| e["phase"] == "plugins")
-        .map(|e| e["detail"]["load"]["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
+use common::{PluginDir, init_only, load_kinds};
 
 fn cache_entries(data: &Path) -> Vec<PathBuf> {
     let dir = data.join("cache/plugins");

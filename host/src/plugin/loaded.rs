@@ -19,7 +19,8 @@ use super::engine::Runtime;
 use super::error::PluginError;
 use super::linked::Linked;
 use super::manifest::{ClientCertificate, Manifest};
-use super::sandbox::{self, CallFailure, CallTarget, Limits};
+use super::sandbox::{self, CallFailure, CallRecord, CallTarget, Limits};
+use super::signature::{SignaturePolicy, SignatureStatus};
 use crate::journal::{Entry, Verdict};
 use crate::phase::Phase;
 use crate::sha256::Sha256;
@@ -43,24 +44,51 @@ pub struct Plugin {
     /// Hooks it serves: the exported ones, narrowed by the manifest.
     hooks: BTreeSet<Hook>,
     load: LoadKind,
+    signature: SignatureStatus,
     linked: Linked,
 }
 
 impl Plugin {
     /// Load one plugin file, with its manifest beside it: compile it (or
     /// take it from `cache`), check its contract, link it, and ask it to
-    /// describe itself and validate its settings. The plugin keeps
-    /// `runtime` alive, and with it the clock that enforces its deadlines.
-    pub fn load(runtime: &Arc<Runtime>, cache: &Cache, path: &Path) -> Result<Self, PluginError> {
+    /// describe itself and validate its settings. Its signature is checked
+    /// against `signatures` before anything else is done with its bytes.
+    /// The plugin keeps `runtime` alive, and with it the clock that
+    /// enforces its deadlines.
+    pub fn load(
+        runtime: &Arc<Runtime>,
+        cache: &Cache,
+        path: &Path,
+        signatures: &SignaturePolicy,
+    ) -> Result<Self, PluginError> {
+        Self::load_with_manifest(
+            runtime,
+            cache,
+            path,
+            &path.with_extension("toml"),
+            signatures,
+        )
+    }
+
+    /// [`Plugin::load`] with the manifest read from `manifest` rather than
+    /// from beside the file (`plugins invoke --manifest`).
+    pub fn load_with_manifest(
+        runtime: &Arc<Runtime>,
+        cache: &Cache,
+        path: &Path,
+        manifest: &Path,
+        signatures: &SignaturePolicy,
+    ) -> Result<Self, PluginError> {
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let manifest = Manifest::read(&path.with_extension("toml"))?;
+        let manifest = Manifest::read(manifest)?;
         let wasm = std::fs::read(path).map_err(|source| PluginError::Io {
             path: path.to_owned(),
             source,
         })?;
+        let signature = signatures.check(path, &wasm)?;
         let sha256 = Sha256::of(&wasm);
         if let Some(expected) = manifest.sha256
             && expected != sha256
@@ -86,6 +114,7 @@ impl Plugin {
             plugin: Arc::from(name.as_str()),
             settings: Arc::new(manifest.settings.clone()),
             limits: manifest.limits(),
+            last_call: Arc::default(),
         };
         let linked =
             Linked::new(runtime, &component, &exported, target).map_err(|error| error.at(path))?;
@@ -101,6 +130,7 @@ impl Plugin {
             exported,
             hooks,
             load,
+            signature,
             linked,
         })
     }
@@ -142,6 +172,21 @@ impl Plugin {
     /// How the component came to be ready, and how long it took.
     pub(crate) fn load_kind(&self) -> LoadKind {
         self.load
+    }
+
+    /// What the last call of any of its exports cost.
+    pub fn last_call(&self) -> Option<CallRecord> {
+        *self
+            .linked
+            .target
+            .last_call
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Who signed the file, if anyone was asked to.
+    pub fn signature(&self) -> &SignatureStatus {
+        &self.signature
     }
 
     /// Its position in every chain, when the manifest sets one.
@@ -189,7 +234,7 @@ impl Plugin {
         entry.sha256 = Some(self.sha256);
         let hooks: Vec<_> = self.hooks.iter().map(|hook| hook.as_str()).collect();
         entry.detail(
-            serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata}),
+            serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata, "signature": self.signature}),
         )
     }
 }

@@ -2,8 +2,8 @@
 //! memory cap, and the guest's output routed to the log.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Instance, InstancePre, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, Trap};
@@ -71,12 +71,15 @@ pub(crate) struct Sandbox {
 struct MemoryCap {
     bytes: usize,
     exceeded: bool,
+    /// Linear memory of every memory of the instance, grown so far: memory
+    /// never shrinks, so this is the call's peak.
+    total: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -86,6 +89,7 @@ impl ResourceLimiter for MemoryCap {
             // memory may spin or abort in ways that hide the cause.
             return Err(wasmtime::format_err!("memory cap reached"));
         }
+        self.total = self.total.saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -105,6 +109,18 @@ pub(crate) struct CallTarget {
     pub plugin: Arc<str>,
     pub settings: Arc<BTreeMap<String, String>>,
     pub limits: Limits,
+    /// The last call's record: one slot, overwritten, so a plugin called
+    /// every second for days keeps no history.
+    pub last_call: Arc<Mutex<Option<CallRecord>>>,
+}
+
+/// What one call cost, as `plugins invoke` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Instantiation, the call and dropping the Store.
+    pub took: Duration,
+    /// Peak linear memory of the instance, all its memories together.
+    pub peak_memory_bytes: usize,
 }
 
 /// Instantiate `pre` in a fresh Store and run `body` against the instance.
@@ -115,6 +131,7 @@ pub fn call<R>(
     hook: &'static str,
     body: impl FnOnce(&mut Store<Sandbox>, &Instance) -> wasmtime::Result<R>,
 ) -> Result<R, CallFailure> {
+    let started = Instant::now();
     let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
     // Nothing granted: the builder's defaults have no preopens, arguments or
@@ -134,6 +151,7 @@ pub fn call<R>(
         cap: MemoryCap {
             bytes: memory_bytes,
             exceeded: false,
+            total: 0,
         },
         plugin: Arc::clone(&target.plugin),
         hook,
@@ -155,9 +173,19 @@ pub fn call<R>(
     let outcome = pre
         .instantiate(&mut store)
         .and_then(|instance| body(&mut store, &instance));
+    let (exceeded, peak_memory_bytes) = (store.data().cap.exceeded, store.data().cap.total);
+    drop(store);
+    let record = CallRecord {
+        took: started.elapsed(),
+        peak_memory_bytes,
+    };
+    *target
+        .last_call
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(record);
     log_output(&target.plugin, hook, "stdout", &stdout);
     log_output(&target.plugin, hook, "stderr", &stderr);
-    outcome.map_err(|error| classify(&error, store.data().cap.exceeded, &target.limits))
+    outcome.map_err(|error| classify(&error, exceeded, &target.limits))
 }
 
 fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> CallFailure {
