@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 
+pub use crate::bootstrap::Bootstrap;
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::error::Error;
@@ -51,75 +52,6 @@ pub struct InitOptions {
     pub node: NodeFacts,
     /// The time certificates are judged and issued at.
     pub now: OffsetDateTime,
-}
-
-/// A finished bootstrap: what it did, for the operator, and what run mode
-/// carries on with. It holds the data dir's lock for as long as it lives,
-/// so run mode keeps it until the process exits.
-pub struct Bootstrap {
-    data_dir: DataDir,
-    journal: Journal,
-    config: Config,
-    token: Option<JoinToken>,
-    /// Shared: run mode's readiness checks call plugins from the blocking
-    /// pool.
-    plugins: Arc<PluginSet>,
-    phases: Vec<PhaseTiming>,
-    join: Proposal,
-    pki: Vec<Decision>,
-    images: Vec<Image>,
-    notes: Vec<Attributed>,
-}
-
-impl Bootstrap {
-    pub fn data_dir(&self) -> &DataDir {
-        &self.data_dir
-    }
-
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
-    /// The configuration in force, pre-init patches applied.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// The join token the bootstrap was given, for run mode's join.
-    pub(crate) fn token(&self) -> Option<&JoinToken> {
-        self.token.as_ref()
-    }
-
-    pub fn plugins(&self) -> &PluginSet {
-        &self.plugins
-    }
-
-    /// The plugins, shared with run mode's readiness checks.
-    pub(crate) fn shared_plugins(&self) -> Arc<PluginSet> {
-        Arc::clone(&self.plugins)
-    }
-
-    /// Each phase in order, with how long it took and what it did.
-    pub fn phases(&self) -> &[PhaseTiming] {
-        &self.phases
-    }
-
-    pub fn join(&self) -> &Proposal {
-        &self.join
-    }
-
-    pub fn pki(&self) -> &[Decision] {
-        &self.pki
-    }
-
-    pub fn images(&self) -> &[Image] {
-        &self.images
-    }
-
-    /// Findings that did not deny (warnings, information).
-    pub fn notes(&self) -> &[Attributed] {
-        &self.notes
-    }
 }
 
 /// `plinth controller --init-only`: every phase up to commit.

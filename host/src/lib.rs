@@ -4,6 +4,7 @@
 //! after it. The `plinth` binary (`main.rs`, `cli/`) only parses arguments
 //! and maps error classes to exit codes.
 
+mod bootstrap;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::controller::Bootstrap;
+use crate::bootstrap::Bootstrap;
 use crate::error::Error;
 use crate::hooks::builtin_of;
 use crate::plugin::contract::{CONTRACT_VERSION, FailurePolicy, Hook};

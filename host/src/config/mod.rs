@@ -468,7 +468,7 @@ fn resolve(
             let name = etcd
                 .name
                 .unwrap_or_else(|| node.hostname.to_ascii_lowercase());
-            if !crate::join::wire::valid_member_name(&name) {
+            if !valid_member_name(&name) {
                 return Err(invalid(
                     "spec.storage.etcd.name",
                     format!(
@@ -603,6 +603,17 @@ fn resolve(
             require_signatures,
         },
     })
+}
+
+/// etcd member names Plinth accepts (`spec.storage.etcd.name`, and what a
+/// joiner asks the join API for): what a host name or a `name-N` can be,
+/// nothing that could break `--initial-cluster` (`=`, `,`).
+pub(crate) fn valid_member_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 /// An IP address, or a DNS name (wildcards allowed in the first label).

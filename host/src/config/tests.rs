@@ -249,3 +249,11 @@ fn validity_rules_name_the_key_that_breaks_them() {
         time::Duration::hours(721)
     );
 }
+
+#[test]
+fn member_names_are_what_a_host_name_can_be() {
+    assert!(valid_member_name("controller-1.example_2"));
+    for bad in ["", "a b", "a=b", "a,b", &"x".repeat(64)] {
+        assert!(!valid_member_name(bad), "{bad}");
+    }
+}

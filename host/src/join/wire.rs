@@ -32,15 +32,6 @@ pub struct ErrorAnswer {
     pub error: String,
 }
 
-/// etcd member names Plinth accepts: what a host name or a `name-N` can be.
-pub fn valid_member_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 63
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-}
-
 /// A peer URL Plinth accepts: `https://<ip or [ipv6]>:<port>`, nothing more.
 pub fn valid_peer_url(url: &str) -> bool {
     let Some(rest) = url.strip_prefix("https://") else {
@@ -69,11 +60,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn member_names_and_peer_urls_are_checked() {
-        assert!(valid_member_name("controller-1.example_2"));
-        for bad in ["", "a b", "a=b", "a,b", &"x".repeat(64)] {
-            assert!(!valid_member_name(bad), "{bad}");
-        }
+    fn peer_urls_are_checked() {
         assert!(valid_peer_url("https://127.0.0.2:2380"));
         assert!(valid_peer_url("https://[fd00::1]:2380"));
         for bad in [

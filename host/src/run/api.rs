@@ -42,12 +42,11 @@ use tower_http::timeout::TimeoutLayer;
 
 use super::etcd_client::{Etcd, EtcdError, Member};
 use super::tokens::{Role, TokenStore};
+use crate::config::valid_member_name;
 use crate::error_class::ErrorClass;
 use crate::join::bundle::CaBundle;
 use crate::join::token::Credential;
-use crate::join::wire::{
-    ErrorAnswer, MemberAnswer, MemberRequest, valid_member_name, valid_peer_url,
-};
+use crate::join::wire::{ErrorAnswer, MemberAnswer, MemberRequest, valid_peer_url};
 use crate::journal::{Entry, JournalQueue, Verdict};
 use crate::phase::Phase;
 use crate::terminal;

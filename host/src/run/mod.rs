@@ -40,8 +40,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::bootstrap::Bootstrap;
 use crate::config::{EmbeddedEtcd, Storage};
-use crate::controller::Bootstrap;
 use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::join::JoinToken;
