@@ -56,8 +56,8 @@ impl Error {
     }
 }
 
-/// `error` and its causes, `: `-separated, whitespace runs (the newlines of
-/// a parser's message) folded to one space: what `plinth: error:` prints.
+/// `error` and its causes, `: `-separated, as one bounded line
+/// ([`crate::terminal::one_line`]): what `plinth: error:` prints.
 pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();
@@ -66,5 +66,5 @@ pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
         line.push_str(&error.to_string());
         cause = error.source();
     }
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
+    crate::terminal::one_line(&line)
 }

@@ -18,9 +18,11 @@ pub mod node;
 pub(crate) mod phase;
 pub mod pki;
 pub mod plugin;
+mod regular_file;
 pub mod report;
 mod sha256;
 pub mod stage;
+pub mod terminal;
 
 pub use error::Error;
 pub use error_class::ErrorClass;

@@ -11,6 +11,7 @@ use crate::hooks::builtin_of;
 use crate::plugin::contract::{CONTRACT_VERSION, FailurePolicy, Hook};
 use crate::plugin::{Cache, Limits, LoadKind, Plugin, PluginSet, Runtime};
 use crate::sha256::Sha256;
+use crate::terminal::escape;
 
 /// `plinth plugins inspect FILE`.
 #[derive(Debug, Serialize)]
@@ -59,9 +60,10 @@ impl fmt::Display for Inspection {
                 .join(", ")
         };
         writeln!(f, "file:        {}", self.file.display())?;
-        writeln!(f, "name:        {}", self.name)?;
-        writeln!(f, "version:     {}", self.version)?;
-        writeln!(f, "description: {}", self.description)?;
+        // What the plugin said about itself, escaped for the terminal.
+        writeln!(f, "name:        {}", escape(&self.name))?;
+        writeln!(f, "version:     {}", escape(&self.version))?;
+        writeln!(f, "description: {}", escape(&self.description))?;
         writeln!(f, "contract:    {}", self.contract)?;
         writeln!(f, "exports:     {}", hooks(&self.exported_hooks))?;
         writeln!(f, "serves:      {}", hooks(&self.served_hooks))?;
@@ -187,7 +189,7 @@ impl fmt::Display for Summary<'_> {
             f,
             "join decision: {} ({})",
             join.action.as_str(),
-            join.reason
+            escape(&join.reason)
         )?;
         writeln!(
             f,

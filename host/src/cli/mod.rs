@@ -8,10 +8,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
 /// policy plugins.
 ///
-/// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings, or a data dir another Plinth holds; 3 a plugin
-/// denied; 4 a plugin failed (trap, timeout, bad answer) under fail-closed; 5
-/// a required component or peer is unreachable.
+/// Exit codes: 0 done; 1 internal error (a bug, or the machine refused
+/// something); 2 usage, invalid config, manifest, plugin file or settings,
+/// or an unsafe data dir (owned by another user, writable by others, a link
+/// inside); 3 a plugin denied; 4 a plugin failed (trap, timeout, bad
+/// answer) under fail-closed; 5 a required component or peer is
+/// unreachable; 6 another Plinth holds the data dir. `pki
+/// check-expiration` adds 8 and 9.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {
@@ -78,7 +81,11 @@ pub enum PluginsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
-    /// When each certificate, kubeconfig and CA expires; exits 1 when one has.
+    /// When each certificate, kubeconfig and CA expires, and whether each is
+    /// signed by its CA. Exits 0 when all are there, valid, signed by their
+    /// CA and unexpired; 8 when one has expired; 9 when one is missing,
+    /// unparsable or not signed by its CA (9 wins over 8); 2 when there is
+    /// no data dir.
     CheckExpiration {
         #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
         data_dir: PathBuf,

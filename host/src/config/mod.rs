@@ -5,8 +5,10 @@
 //! every field resolved against the embedded default and the node's facts.
 //! Only the first is ever written to disk.
 
+mod checks;
 mod cidr;
 mod duration;
+mod limits;
 pub mod merge;
 pub mod schema;
 mod text;
@@ -31,6 +33,9 @@ use crate::stage::{Stage, StageError};
 /// The embedded default document, also what `cargo xtask demo` runs on.
 pub(crate) const DEFAULT_YAML: &str = include_str!("default.yaml");
 
+/// The largest config file read: a real one is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}; check the --config path")]
@@ -54,6 +59,8 @@ pub enum ConfigError {
     },
     #[error("pre-init patch from plugin {plugin} is not a JSON object: {message}")]
     Patch { plugin: String, message: String },
+    #[error("invalid config {origin}: {message}")]
+    TooLarge { origin: String, message: String },
 }
 
 impl ConfigError {
@@ -132,10 +139,13 @@ impl Config {
     pub fn load(path: Option<&Path>, node: &NodeFacts) -> Result<Self, ConfigError> {
         match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let text =
+                    crate::regular_file::read_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+                        ConfigError::Read {
+                            path: path.to_owned(),
+                            source,
+                        }
+                    })?;
                 Self::from_yaml(&text, &path.display().to_string(), node)
             }
             None => Self::from_user(ClusterConfig::default(), "(embedded default)", node),
@@ -144,6 +154,19 @@ impl Config {
 
     /// Parse a document; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+        let too_large = |message| ConfigError::TooLarge {
+            origin: origin.to_owned(),
+            message,
+        };
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(too_large(format!(
+                "the document is {} bytes; at most {MAX_CONFIG_BYTES} are accepted",
+                text.len()
+            )));
+        }
+        limits::check_flow_depth(text)
+            .and_then(|()| limits::check_expansion(text))
+            .map_err(too_large)?;
         let user: ClusterConfig = if text.trim().is_empty() {
             ClusterConfig::default()
         } else {
@@ -309,7 +332,8 @@ fn resolve(
         return Err(invalid(
             "apiVersion",
             format!(
-                "`{api_version}` is not supported; use `{}`",
+                "{} is not supported; use `{}`",
+                checks::shown(api_version),
                 schema::API_VERSION
             ),
         ));
@@ -317,7 +341,11 @@ fn resolve(
     if let Some(kind) = document.kind.as_deref().filter(|k| *k != schema::KIND) {
         return Err(invalid(
             "kind",
-            format!("`{kind}` is not supported; use `{}`", schema::KIND),
+            format!(
+                "{} is not supported; use `{}`",
+                checks::shown(kind),
+                schema::KIND
+            ),
         ));
     }
     let spec = document.spec.clone().unwrap_or_default();
@@ -328,7 +356,14 @@ fn resolve(
     let images = spec.images.unwrap_or_default();
     let defaulted = "is always set by the embedded default";
 
+    let name = document
+        .metadata
+        .clone()
+        .and_then(|m| m.name)
+        .expect(defaulted);
+    checks::name(&name).map_err(|message| invalid("metadata.name", message))?;
     let address = api.address.unwrap_or_else(|| node.primary_address());
+    checks::host_address(address).map_err(|message| invalid("spec.api.address", message))?;
     let port = api.port.expect(defaulted);
     if port == 0 {
         return Err(invalid(
@@ -337,19 +372,15 @@ fn resolve(
         ));
     }
     let sans = api.sans.unwrap_or_default();
-    if let Some(bad) = sans.iter().find(|san| !is_valid_san(san)) {
-        return Err(invalid(
-            "spec.api.sans",
-            format!("`{bad}` is neither an IP address nor a DNS name"),
-        ));
-    }
+    checks::sans(&sans).map_err(|message| invalid("spec.api.sans", message))?;
     let cluster_domain = network.cluster_domain.expect(defaulted);
-    if !is_valid_san(&cluster_domain) || cluster_domain.parse::<IpAddr>().is_ok() {
-        return Err(invalid(
-            "spec.network.clusterDomain",
-            format!("`{cluster_domain}` is not a DNS domain"),
-        ));
-    }
+    checks::cluster_domain(&cluster_domain)
+        .map_err(|message| invalid("spec.network.clusterDomain", message))?;
+    let (service_cidr, pod_cidr) = (
+        network.service_cidr.expect(defaulted),
+        network.pod_cidr.expect(defaulted),
+    );
+    checks::networks(&service_cidr, &pod_cidr).map_err(|(key, message)| invalid(key, message))?;
     let storage = match storage.storage_type.expect(defaulted) {
         StorageType::Etcd => {
             let etcd = storage.etcd.unwrap_or_default();
@@ -360,9 +391,10 @@ fn resolve(
                         .to_owned(),
                 ));
             }
-            Storage::Embedded {
-                peer_address: etcd.peer_address.unwrap_or(address),
-            }
+            let peer_address = etcd.peer_address.unwrap_or(address);
+            checks::host_address(peer_address)
+                .map_err(|message| invalid("spec.storage.etcd.peerAddress", message))?;
+            Storage::Embedded { peer_address }
         }
         StorageType::External => {
             let endpoints = storage
@@ -376,6 +408,9 @@ fn resolve(
                     "external storage needs at least one etcd endpoint".to_owned(),
                 ));
             }
+            checks::endpoints(&endpoints).map_err(|message| {
+                invalid("spec.storage.etcd.externalCluster.endpoints", message)
+            })?;
             Storage::External { endpoints }
         }
     };
@@ -383,7 +418,10 @@ fn resolve(
     let key_algorithm = key_algorithm.parse().map_err(|_| {
         invalid(
             "spec.pki.keyAlgorithm",
-            format!("`{key_algorithm}` is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"),
+            format!(
+                "{} is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
+                checks::shown(&key_algorithm)
+            ),
         )
     })?;
     let (ca, cert, renew) = (
@@ -393,6 +431,10 @@ fn resolve(
     );
     let validity = Validity::new(ca.as_time(), cert.as_time(), renew.as_time()).map_err(
         |error| match error {
+            ValidityError::TooLong => invalid(
+                "spec.pki.caValidity",
+                format!("{ca} is too long: {error}; make it shorter"),
+            ),
             ValidityError::CertNotShorterThanCa => invalid(
                 "spec.pki.certValidity",
                 format!("{cert} is not shorter than caValidity ({ca}): {error}; make it shorter"),
@@ -410,21 +452,21 @@ fn resolve(
         validity,
     };
     let repository = images.repository.filter(|r| !r.is_empty());
-    if let Some(bad) = repository
-        .as_deref()
-        .filter(|r| r.contains("://") || r.contains(char::is_whitespace))
-    {
+    if let Some(bad) = repository.as_deref().filter(|r| {
+        r.contains("://")
+            || r.chars().any(|c| c.is_whitespace() || c.is_control())
+            || r.len() > checks::MAX_REPOSITORY_BYTES
+    }) {
         return Err(invalid(
             "spec.images.repository",
-            format!("`{bad}` is not a registry; write it like `registry.example.com:5000`"),
+            format!(
+                "{} is not a registry; write it like `registry.example.com:5000`",
+                checks::shown(bad)
+            ),
         ));
     }
     Ok(Effective {
-        name: document
-            .metadata
-            .clone()
-            .and_then(|m| m.name)
-            .expect(defaulted),
+        name,
         api: Api {
             address,
             port,
@@ -432,8 +474,8 @@ fn resolve(
         },
         network: Network {
             provider: network.provider.expect(defaulted),
-            service_cidr: network.service_cidr.expect(defaulted),
-            pod_cidr: network.pod_cidr.expect(defaulted),
+            service_cidr,
+            pod_cidr,
             cluster_domain,
             node_local_load_balancing: network
                 .node_local_load_balancing
@@ -448,23 +490,6 @@ fn resolve(
             overrides: images.components,
         },
     })
-}
-
-/// An IP address, or a DNS name (wildcards allowed in the first label).
-fn is_valid_san(san: &str) -> bool {
-    if san.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    let name = san.strip_prefix("*.").unwrap_or(san);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 #[cfg(test)]

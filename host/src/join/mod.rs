@@ -22,6 +22,10 @@ pub enum JoinError {
     )]
     ClusterCaMissing { api: String, path: PathBuf },
     #[error(
+        "the join decision is join-cluster ({reason}), but no join token was given: a controller cannot join without one; pass --token-file, or have the decision create the cluster"
+    )]
+    NoToken { reason: String },
+    #[error(
         "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
     )]
     ClusterCaMismatch {
@@ -35,7 +39,7 @@ impl JoinError {
     pub fn class(&self) -> ErrorClass {
         match self {
             Self::ClusterCaMissing { .. } => ErrorClass::Unreachable,
-            Self::ClusterCaMismatch { .. } => ErrorClass::Invalid,
+            Self::ClusterCaMismatch { .. } | Self::NoToken { .. } => ErrorClass::Invalid,
         }
     }
 }
@@ -54,32 +58,38 @@ pub fn facts(
     JoinFacts {
         storage,
         etcd_member_data: storage == StorageKind::EmbeddedEtcd
-            && data_dir.etcd_member_db().is_file(),
+            && data_dir.is_file(DataDirView::ETCD_MEMBER_DB),
         join_token_present: token.is_some(),
         join_token_api: token.map(|t| t.api.clone()),
         hostname: node.hostname.clone(),
     }
 }
 
-/// Whether this machine can go ahead with the decision: a join needs the
-/// cluster CA the token pins already in `pki/` (copied by hand, as this
-/// build has no join API client).
+/// Whether this machine can go ahead with the decision: a join needs a
+/// token, whoever proposed it (a plugin turning the decision into a join
+/// without one would otherwise have a brand-new CA made), and the cluster
+/// CA the token pins already in `pki/` (copied by hand, as this build has
+/// no join API client).
 pub(crate) fn check_prerequisites(
     decision: &Proposal,
     token: Option<&JoinToken>,
     data_dir: &DataDirView,
 ) -> Result<(), JoinError> {
+    if decision.action != JoinAction::JoinCluster {
+        return Ok(());
+    }
     match token {
-        Some(token) if decision.action == JoinAction::JoinCluster => {
-            check_cluster_ca(data_dir, token)
-        }
-        _ => Ok(()),
+        Some(token) => check_cluster_ca(data_dir, token),
+        None => Err(JoinError::NoToken {
+            reason: crate::terminal::escape(&decision.reason).into_owned(),
+        }),
     }
 }
 
 fn check_cluster_ca(data_dir: &DataDirView, token: &JoinToken) -> Result<(), JoinError> {
-    let path = data_dir.path(crate::pki::cluster_ca_cert());
-    let Some(actual) = token::certificate_sha256(&path) else {
+    let rel = crate::pki::cluster_ca_cert();
+    let path = data_dir.path(&rel);
+    let Some(actual) = token::certificate_sha256(data_dir, &rel) else {
         return Err(JoinError::ClusterCaMissing {
             api: token.api.clone(),
             path,

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::sha256::Sha256;
 
@@ -51,10 +52,11 @@ impl std::fmt::Debug for JoinToken {
 
 impl JoinToken {
     pub fn read(path: &Path) -> Result<Self, TokenError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokenError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text =
+            crate::regular_file::read_text(path, 4096).map_err(|source| TokenError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         Self::parse(text.trim()).map_err(|message| TokenError::Malformed {
             path: path.to_owned(),
             message,
@@ -88,10 +90,10 @@ impl JoinToken {
     }
 }
 
-/// sha256 of the DER of the PEM certificate at `path`: what a token pins.
-/// `None` when there is no readable certificate there.
-pub(crate) fn certificate_sha256(path: &Path) -> Option<Sha256> {
-    let pem = std::fs::read(path).ok()?;
+/// sha256 of the DER of the PEM certificate at `rel` in the data dir: what
+/// a token pins. `None` when there is no readable certificate there.
+pub(crate) fn certificate_sha256(data_dir: &DataDirView, rel: &Path) -> Option<Sha256> {
+    let pem = data_dir.read(rel, 1 << 20).ok()??;
     let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
     Some(Sha256::of(&pem.contents))
 }

@@ -229,7 +229,7 @@ fn load_cas(
 /// The service-account key, if there is one (never regenerated).
 fn load_sa_key(data_dir: &Path) -> Result<Option<KeyPair>, PkiError> {
     let rel = set::key_path(set::SA);
-    read_optional(&data_dir.join(&rel))?
+    read_optional(data_dir, &rel)?
         .map(|pem| keys::parse_key(&rel, &pem))
         .transpose()
 }
@@ -361,7 +361,7 @@ fn stage_kubeconfigs(
             cert_pem: &leaf_files.cert_pem,
             key_pem: leaf_files.key_pem.as_deref().unwrap_or_default(),
         };
-        let verdict = match read_optional(&data_dir.join(&rel))? {
+        let verdict = match read_optional(data_dir, &rel)? {
             None => Err(KubeconfigReason::Missing),
             Some(existing) => kubeconfig::check(&existing, &creds),
         };
@@ -423,7 +423,7 @@ fn plan_leaf(
 ) -> Result<LeafPlan, PkiError> {
     let cert_rel = set::cert_path(leaf.name);
     let key_rel = set::key_path(leaf.name);
-    let Some(cert_pem) = read_optional(&data_dir.join(&cert_rel))? else {
+    let Some(cert_pem) = read_optional(data_dir, &cert_rel)? else {
         return Ok(LeafPlan::Issue(DecisionKind::Issued));
     };
     let reissue = |reason| Ok(LeafPlan::Issue(DecisionKind::Reissued(reason)));
@@ -445,7 +445,7 @@ fn plan_leaf(
             });
         }
     };
-    let key_pem = read_optional(&data_dir.join(&key_rel))?;
+    let key_pem = read_optional(data_dir, &key_rel)?;
     let ca_cert = ca.parsed()?;
     match issue::evaluate(
         leaf,
@@ -470,8 +470,8 @@ fn plan_leaf(
 fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<LoadedCa>, PkiError> {
     let cert_rel = set::cert_path(id.name());
     let key_rel = set::key_path(id.name());
-    let cert_pem = read_optional(&data_dir.join(&cert_rel))?;
-    let key_pem = read_optional(&data_dir.join(&key_rel))?;
+    let cert_pem = read_optional(data_dir, &cert_rel)?;
+    let key_pem = read_optional(data_dir, &key_rel)?;
     let (cert_pem, key_pem) = match (cert_pem, key_pem) {
         (None, None) => return Ok(None),
         (Some(_), None) => {
@@ -543,7 +543,7 @@ fn stage_sa(
         }
     };
     let want_spki = key.subject_public_key_info();
-    let pub_ok = read_optional(&data_dir.join(&pub_rel))?.is_some_and(|pem| {
+    let pub_ok = read_optional(data_dir, &pub_rel)?.is_some_and(|pem| {
         x509_parser::pem::Pem::iter_from_buffer(&pem)
             .filter_map(Result::ok)
             .any(|block| block.label == "PUBLIC KEY" && block.contents == want_spki)

@@ -1,16 +1,27 @@
 //! Compiled plugins cached on disk, so that only the first run pays for
 //! Cranelift.
 //!
-//! An entry is named after the `.wasm` file's sha256 and the engine's
-//! compatibility hash, so a new wasm or a new Plinth never loads a stale
-//! artifact. Loading a compiled artifact is `unsafe` in wasmtime (it is
-//! machine code), so each entry carries a sha256 of itself, written by us,
-//! and the exact bytes checked are the bytes deserialised. A mismatched,
-//! truncated or foreign entry is recompiled and replaced, never loaded.
+//! Loading a compiled artifact is `unsafe` in wasmtime (it is machine code
+//! that runs outside the sandbox's checks), so an entry is trusted only as
+//! far as these checks go:
+//!
+//! - it is named after the `.wasm` file's sha256 and the engine's
+//!   compatibility hash, and its header holds the sha256 of the wasm it was
+//!   compiled from and of the artifact: an entry copied from another
+//!   plugin, or a stale one, does not match and is never loaded;
+//! - it is opened once, with `O_NOFOLLOW` (a link swapped in is refused),
+//!   through directories checked to be ours alone, and the *open file* is
+//!   checked (`fstat`: a regular file, owned by this user, mode 0600 or
+//!   stricter) and read from that same descriptor, so no check is made on
+//!   one file and the load on another;
+//! - the cache directory is created 0700 whatever the umask.
+//!
+//! A mismatched, truncated, foreign or unsafe entry is recompiled and
+//! replaced (created afresh with `O_EXCL`), never loaded.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -18,11 +29,15 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Precompiled};
 
 use super::error::PluginError;
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DataDirView, beneath};
 use crate::sha256::Sha256;
 
-const MAGIC: &[u8; 8] = b"PLINTHC1";
-const HEADER_LEN: usize = MAGIC.len() + 32;
+const MAGIC: &[u8; 8] = b"PLINTHC2";
+/// Magic, the wasm's sha256, the artifact's sha256.
+const HEADER_LEN: usize = MAGIC.len() + 32 + 32;
+/// The largest entry read: the compiled form of the largest plugin file
+/// accepted is a few times its size.
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
 
 /// How a component came to be ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -47,14 +62,15 @@ impl LoadKind {
 
 /// A directory of compiled components; without one, every load compiles.
 pub struct Cache {
-    dir: Option<PathBuf>,
+    /// The data dir's root; entries live in its `cache/plugins`.
+    data_dir: Option<PathBuf>,
     engine_key: String,
 }
 
 impl Cache {
     /// Compiled components cached in the data dir, which this process holds.
     pub fn in_data_dir(data_dir: &DataDir, engine: &Engine) -> Self {
-        Self::new(Some(data_dir.plugin_cache_dir()), engine)
+        Self::new(Some(data_dir.root().to_owned()), engine)
     }
 
     /// No cache: every load compiles (`plugins inspect`, `airgap
@@ -63,19 +79,19 @@ impl Cache {
         Self::new(None, engine)
     }
 
-    fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
+    fn new(data_dir: Option<PathBuf>, engine: &Engine) -> Self {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
-            dir,
+            data_dir,
             engine_key: format!("{:016x}", hasher.finish()),
         }
     }
 
-    /// Where the entry for a wasm with this sha256 lives, if caching is on.
-    pub(crate) fn entry_path(&self, wasm_sha256: &Sha256) -> Option<PathBuf> {
-        let dir = self.dir.as_ref()?;
-        Some(dir.join(format!("{wasm_sha256}-{}.cwasm", self.engine_key)))
+    /// The entry for a wasm with this sha256, relative to the data dir.
+    fn entry_rel(&self, wasm_sha256: &Sha256) -> PathBuf {
+        Path::new(DataDirView::PLUGIN_CACHE)
+            .join(format!("{wasm_sha256}-{}.cwasm", self.engine_key))
     }
 
     /// The component for `wasm` (whose sha256 is `wasm_sha256`), from the
@@ -88,10 +104,13 @@ impl Cache {
         origin: &Path,
     ) -> Result<(Component, LoadKind), PluginError> {
         let started = Instant::now();
-        let entry = self.entry_path(wasm_sha256);
-        let had_entry = match entry
+        let entry = self
+            .data_dir
             .as_deref()
-            .map(|entry| Self::read_entry(engine, entry))
+            .map(|root| (root, self.entry_rel(wasm_sha256)));
+        let had_entry = match entry
+            .as_ref()
+            .map(|(root, rel)| Self::read_entry(engine, root, rel, wasm_sha256))
         {
             Some(Ok(Some(component))) => {
                 return Ok((
@@ -121,11 +140,11 @@ impl Cache {
                 source: error.into(),
             }
         })?;
-        if let (Some(dir), Some(entry)) = (&self.dir, &entry)
-            && let Err(source) = write_entry(dir, entry, &compiled)
+        if let Some((root, rel)) = &entry
+            && let Err(source) = write_entry(root, rel, wasm_sha256, &compiled)
         {
             // A read-only data dir costs speed, not correctness.
-            tracing::warn!(entry = %entry.display(), "cannot cache compiled plugin: {source}");
+            tracing::warn!(entry = %root.join(rel).display(), "cannot cache compiled plugin: {source}");
         }
         let micros = started.elapsed().as_micros();
         Ok((
@@ -139,32 +158,48 @@ impl Cache {
     }
 
     /// `Ok(None)` when there is no entry; `Err` when there is one we refuse.
-    fn read_entry(engine: &Engine, entry: &Path) -> Result<Option<Component>, String> {
-        let bytes = match std::fs::read(entry) {
-            Ok(bytes) => bytes,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.to_string()),
+    fn read_entry(
+        engine: &Engine,
+        root: &Path,
+        rel: &Path,
+        wasm_sha256: &Sha256,
+    ) -> Result<Option<Component>, String> {
+        // One open, without following a link; every check below is of this
+        // descriptor, and the bytes loaded are read from it.
+        let Some(file) = beneath::open_existing(root, rel).map_err(|error| error.to_string())?
+        else {
+            return Ok(None);
         };
-        let metadata = std::fs::metadata(entry).map_err(|error| error.to_string())?;
+        let stat = crate::data_dir::fstat(file.as_raw_fd()).map_err(|error| error.to_string())?;
         // SAFETY of what follows rests on nobody else being able to write it.
-        if metadata.mode() & 0o022 != 0 || metadata.uid() != effective_uid() {
+        if stat.st_mode & 0o077 != 0 {
             return Err(format!(
-                "mode {:o} or owner is not ours",
-                metadata.mode() & 0o777
+                "mode {:04o} lets others read or write it; entries are 0600",
+                stat.st_mode & 0o7777
             ));
         }
+        let bytes = crate::regular_file::read_capped(file, MAX_ENTRY_BYTES)
+            .map_err(|error| error.to_string())?;
         if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
-            return Err("not a Plinth cache entry".to_owned());
+            return Err("not a Plinth cache entry of this version".to_owned());
         }
         let (header, artifact) = bytes.split_at(HEADER_LEN);
-        if Sha256::of(artifact).as_bytes() != &header[MAGIC.len()..] {
+        let (compiled_from, checksum) = header[MAGIC.len()..].split_at(32);
+        if compiled_from != wasm_sha256.as_bytes() {
+            return Err(
+                "it was compiled from another wasm file (copied from another plugin?)".to_owned(),
+            );
+        }
+        if Sha256::of(artifact).as_bytes() != checksum {
             return Err("checksum mismatch (corrupt or truncated)".to_owned());
         }
         if Engine::detect_precompiled(artifact) != Some(Precompiled::Component) {
             return Err("not a compiled component for this engine".to_owned());
         }
-        // SAFETY: the artifact was written by this cache (checksum over the
-        // exact bytes loaded, file only writable by us) for an engine with the
+        // SAFETY: the artifact was written by this cache for this very wasm
+        // (its sha256 in the header, checksum over the exact bytes loaded,
+        // read from one descriptor of a file only we can write, reached
+        // through directories only we can write) for an engine with the
         // same compatibility hash; wasmtime re-checks the engine settings.
         unsafe { Component::deserialize(engine, artifact) }
             .map(Some)
@@ -172,24 +207,20 @@ impl Cache {
     }
 }
 
-fn write_entry(dir: &Path, entry: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let temporary = entry.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
+/// Write an entry under a temporary name, created afresh, then rename it
+/// into place.
+fn write_entry(
+    root: &Path,
+    rel: &Path,
+    wasm_sha256: &Sha256,
+    artifact: &[u8],
+) -> std::io::Result<()> {
+    let temporary = rel.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = beneath::create(root, &temporary, 0o600)?;
     file.write_all(MAGIC)?;
+    file.write_all(wasm_sha256.as_bytes())?;
     file.write_all(Sha256::of(artifact).as_bytes())?;
     file.write_all(artifact)?;
     file.sync_all()?;
-    std::fs::rename(&temporary, entry)
-}
-
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    beneath::rename(root, &temporary, rel)
 }

@@ -12,6 +12,9 @@ use super::error::PluginError;
 use super::sandbox::Limits;
 use crate::sha256::Sha256;
 
+/// The largest manifest read: settings included, a real one is under 4 KiB.
+const MAX_MANIFEST_BYTES: u64 = 64 << 10;
+
 /// A plugin's manifest, as written. Every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -34,7 +37,7 @@ pub struct Manifest {
 impl Manifest {
     /// Read `path` if it exists; a plugin without a manifest gets defaults.
     pub fn read(path: &Path) -> Result<Self, PluginError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::regular_file::read_text(path, MAX_MANIFEST_BYTES) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self::default());
