@@ -1,15 +1,26 @@
 //! `airgap-mirror`: a Plinth image-resolve plugin that rewrites every image
-//! to a mirror registry and pins digests, for air-gapped sites. See README.md
-//! for the settings; the rules live in [`rewrite`].
+//! to a mirror registry and pins digests, for air-gapped sites.
+//!
+//! Read it in this order: this file binds the plugin to the WIT contract;
+//! [`settings`] and [`pins`] check what the manifest says;
+//! [`reference`](mod@reference) reads image names the way Docker does;
+//! [`rewrite`] applies the rules of README.md. Only this file calls the
+//! host, so `cargo test -p airgap-mirror` runs the rest natively.
 
+pub mod pins;
+pub mod reference;
 pub mod rewrite;
+pub mod settings;
+#[cfg(test)]
+mod tests;
 
 wit_bindgen::generate!({ world: "image-resolver", path: "../../wit" });
 
-use exports::plinth::bootstrap::image_resolve::{Guest as ResolveGuest, Image, Origin};
+use exports::plinth::bootstrap::image_resolve::{Guest as ResolveGuest, Image};
 use exports::plinth::bootstrap::plugin::Guest as PluginGuest;
 use plinth::bootstrap::host::{log, setting};
 use plinth::bootstrap::types::{Level, Metadata};
+use settings::Settings;
 
 struct AirgapMirror;
 
@@ -24,43 +35,26 @@ impl PluginGuest for AirgapMirror {
         }
     }
 
+    /// Called once at load, so that a bad setting stops the bootstrap before
+    /// anything happens, with one message per mistake.
     fn validate_settings() -> Result<(), Vec<String>> {
-        rewrite::Settings::read(setting).parse().map(|_| ())
+        Settings::read(setting).map(|_| ())
     }
 }
 
 impl ResolveGuest for AirgapMirror {
     fn resolve(images: Vec<Image>) -> Result<Vec<Image>, String> {
-        let settings = rewrite::Settings::read(setting);
-        let cfg = settings
-            .parse()
+        // Read again on each call: a plugin keeps no state between calls.
+        let settings = Settings::read(setting)
             .map_err(|errors| format!("invalid settings: {}", errors.join("; ")))?;
         let total = images.len();
-        // Keep what the rewrite never touches (origin, pull policy) aside.
-        let mut rest = Vec::with_capacity(total);
-        let plain: Vec<rewrite::Image> = images
-            .into_iter()
-            .map(|i| {
-                rest.push((i.origin, i.pull_policy));
-                rewrite::Image {
-                    component: i.component,
-                    repository: i.repository,
-                    tag: i.tag,
-                    digest: i.digest,
-                    explicit: i.origin == Origin::Explicit,
-                }
-            })
-            .collect();
-        let resolution = cfg.resolve(plain)?;
-        let target = match cfg.prefix {
-            Some(p) => format!("{}/{p}", cfg.registry),
-            None => cfg.registry.to_owned(),
-        };
+        let resolution = rewrite::resolve(&settings, images)?;
         log(
             Level::Info,
             &format!(
-                "rewrote {} of {total} images to {target}",
-                resolution.rewritten
+                "rewrote {} of {total} images to {}",
+                resolution.rewritten,
+                settings.destination()
             ),
         );
         if !resolution.unused_pins.is_empty() {
@@ -72,19 +66,7 @@ impl ResolveGuest for AirgapMirror {
                 ),
             );
         }
-        Ok(resolution
-            .images
-            .into_iter()
-            .zip(rest)
-            .map(|(i, (origin, pull_policy))| Image {
-                component: i.component,
-                repository: i.repository,
-                tag: i.tag,
-                digest: i.digest,
-                origin,
-                pull_policy,
-            })
-            .collect())
+        Ok(resolution.images)
     }
 }
 
