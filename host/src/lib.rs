@@ -10,6 +10,8 @@ pub mod controller;
 pub mod data_dir;
 mod error;
 mod error_class;
+#[cfg(test)]
+mod fuzz;
 pub mod hooks;
 pub mod images;
 pub(crate) mod join;

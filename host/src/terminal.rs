@@ -59,7 +59,7 @@ mod tests {
             "9".repeat(500_000)
         ));
         assert!(
-            line.len() < 300 && line.contains("500002 bytes") && line.ends_with("expected u16"),
+            line.len() < 300 && line.contains("500003 bytes") && line.ends_with("expected u16"),
             "{line}"
         );
     }

@@ -64,6 +64,11 @@ impl JoinToken {
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
+        // One line of printable text: a second line would end up in the
+        // API address, secret and all (issue 11).
+        if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("it contains whitespace or control characters".to_owned());
+        }
         let body = text
             .strip_prefix(PREFIX)
             .ok_or("it does not start with plinth-join-v1:")?;
@@ -74,7 +79,7 @@ impl JoinToken {
         };
         let (host, port) = api.rsplit_once(':').ok_or("the API address has no port")?;
         if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
-            return Err(format!("`{api}` is not host:port"));
+            return Err("the API address is not host:port with a port of 1-65535".to_owned());
         }
         let ca_sha256: Sha256 = ca_sha256
             .parse()

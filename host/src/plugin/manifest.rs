@@ -49,8 +49,13 @@ impl Manifest {
                 });
             }
         };
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check the text of a manifest; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PluginError> {
         let manifest: Self =
-            toml::from_str(&text).map_err(|source| PluginError::ManifestSyntax {
+            toml::from_str(text).map_err(|source| PluginError::ManifestSyntax {
                 path: path.to_owned(),
                 source,
             })?;

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use cache::{Cache, LoadKind};
+#[cfg(test)]
+pub(crate) use engine::MAX_MEMORY_MIB;
 pub use engine::{Allocation, Runtime};
 pub use error::PluginError;
 pub use loaded::Plugin;
