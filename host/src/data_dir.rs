@@ -31,7 +31,6 @@ use crate::error_class::ErrorClass;
 pub(crate) mod beneath;
 pub mod trust;
 
-pub(crate) use beneath::fstat;
 pub use trust::Tightened;
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +178,12 @@ impl DataDir {
             }
             return Err(prepare(error));
         }
-        let tightened = trust::check(&view.root).map_err(|untrusted| DataDirError::Untrusted {
+        let tightened = trust::check(
+            &view.root,
+            Path::new(DataDirView::PKI),
+            Path::new(DataDirView::PLUGIN_CACHE),
+        )
+        .map_err(|untrusted| DataDirError::Untrusted {
             path: untrusted.path,
             problem: untrusted.problem,
         })?;

@@ -5,9 +5,21 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+
+/// The status of an open file: checks made on it are about the file that
+/// is read, not about whatever a path names a moment later.
+pub(crate) fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    // SAFETY: an all-zero stat is a valid value; fstat fills it.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `stat` is a valid out-pointer for the duration of the call.
+    if unsafe { libc::fstat(fd, &mut stat) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(stat)
+}
 
 /// Refuse anything but a regular file, naming what it is instead.
 pub(crate) fn check_regular(stat: &libc::stat) -> io::Result<()> {
@@ -49,7 +61,7 @@ pub(crate) fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)?;
-    check_regular(&crate::data_dir::fstat(file.as_raw_fd())?)?;
+    check_regular(&fstat(file.as_raw_fd())?)?;
     read_capped(file, limit)
 }
 

@@ -16,6 +16,12 @@ fn scripted(hook: &str, settings: &str) -> String {
     format!("hooks = [\"{hook}\"]\n[settings]\n{settings}\n")
 }
 
+/// Why the last run stopped, as its journal's last line says.
+fn last_failure(data: &Path) -> String {
+    let last = journal(data).pop().expect("a journal line");
+    last["trap"].as_str().expect("a failure line").to_owned()
+}
+
 fn with_config(data: &Path, yaml: &str) -> common::Run {
     let (_dir, config) = temp_file("cluster.yaml", yaml);
     init_only(data, None, &["--config", &config.display().to_string()])
@@ -150,11 +156,8 @@ fn an_overflowing_validity_is_a_config_error_naming_the_key_from_the_file_or_a_p
         "{}",
         run.error_line()
     );
-    let last = journal(data.path()).pop().unwrap();
-    assert!(
-        last["trap"].as_str().unwrap().contains("caValidity"),
-        "{last}"
-    );
+    let last = last_failure(data.path());
+    assert!(last.contains("caValidity"), "{last}");
 }
 
 #[test]
@@ -175,11 +178,8 @@ fn a_panic_still_ends_in_one_line_exit_1_and_a_journal_entry() {
             && stderr.contains("PLINTH_TEST_PANIC_IN=pki"),
         "{stderr}"
     );
-    let last = journal(data.path()).pop().unwrap();
-    assert!(
-        last["trap"].as_str().unwrap().contains("panicked"),
-        "{last}"
-    );
+    let last = last_failure(data.path());
+    assert!(last.contains("panicked"), "{last}");
 }
 
 #[test]
@@ -387,51 +387,33 @@ fn control_characters_a_plugin_says_reach_no_terminal_raw() {
 fn only_regular_files_are_read_as_tokens_and_configs() {
     let data = tempfile::tempdir().unwrap();
     let dir = data.path().display().to_string();
-    let (code, stderr) = plinth_within(
-        &[
-            "controller",
-            "--init-only",
-            "--data-dir",
-            &dir,
-            "--token-file",
-            "/dev/zero",
-        ],
-        Duration::from_secs(60),
-    );
+    let init_with = |flag: &str, file: &str| {
+        plinth_within(
+            &["controller", "--init-only", "--data-dir", &dir, flag, file],
+            Duration::from_secs(60),
+        )
+    };
+    let (code, stderr) = init_with("--token-file", "/dev/zero");
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("/dev/zero") && stderr.contains("character device"),
         "{stderr}"
     );
 
-    let fifos = tempfile::tempdir().unwrap();
-    let fifo = fifos.path().join("config.yaml");
+    let files = tempfile::tempdir().unwrap();
+    let fifo = files.path().join("config.yaml");
     let c_path = std::ffi::CString::new(fifo.display().to_string()).unwrap();
     // SAFETY: a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-    let fifo = fifo.display().to_string();
     for flag in ["--config", "--token-file"] {
-        let (code, stderr) = plinth_within(
-            &["controller", "--init-only", "--data-dir", &dir, flag, &fifo],
-            Duration::from_secs(60),
-        );
+        let (code, stderr) = init_with(flag, &fifo.display().to_string());
         assert_eq!(code, 2, "{flag}: {stderr}");
         assert!(stderr.contains("FIFO"), "{flag}: {stderr}");
     }
 
-    let large = fifos.path().join("token");
+    let large = files.path().join("token");
     std::fs::write(&large, vec![b'a'; 1 << 20]).unwrap();
-    let (code, stderr) = plinth_within(
-        &[
-            "controller",
-            "--init-only",
-            "--data-dir",
-            &dir,
-            "--token-file",
-            &large.display().to_string(),
-        ],
-        Duration::from_secs(60),
-    );
+    let (code, stderr) = init_with("--token-file", &large.display().to_string());
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("larger than"), "{stderr}");
 }

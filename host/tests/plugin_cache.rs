@@ -168,6 +168,14 @@ fn a_link_swapped_under_an_entry_while_it_loads_is_never_followed() {
     std::fs::copy(entry_of(data_dir.root(), &attacker), &evil_entry).unwrap();
     let sound = std::fs::read(&entry).unwrap();
     let stop = AtomicBool::new(false);
+    /// Stops the swapper however the loop below ends, a failed assertion
+    /// included: the scope waits for it.
+    struct StopOnDrop<'a>(&'a AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let (mut loads, mut refused) = (0, 0);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -184,6 +192,7 @@ fn a_link_swapped_under_an_entry_while_it_loads_is_never_followed() {
                 std::fs::rename(&copy, &entry).unwrap();
             }
         });
+        let _stop = StopOnDrop(&stop);
         for _ in 0..60 {
             let plugin = Plugin::load(&runtime, &cache, &victim).unwrap();
             assert_eq!(
@@ -196,11 +205,47 @@ fn a_link_swapped_under_an_entry_while_it_loads_is_never_followed() {
                 refused += 1;
             }
         }
-        stop.store(true, Ordering::Relaxed);
     });
     assert_eq!(loads, 60);
     assert!(
         refused > 0,
         "the link was never in place during a load: the race was not run"
     );
+}
+
+#[test]
+fn the_cache_and_every_directory_are_private_whatever_the_umask() {
+    let plugins = PluginDir::new();
+    plugins.add("10-audit", "cert-audit", "");
+    let data = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_plinth"))
+        .args(["-q", "controller", "--init-only", "--data-dir"])
+        .arg(data.path())
+        .arg("--plugins")
+        .arg(plugins.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mode = |rel: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(data.path().join(rel))
+                .unwrap()
+                .permissions(),
+        ) & 0o777
+    };
+    for dir in [
+        "cache",
+        "cache/plugins",
+        "pki",
+        "pki/etcd",
+        "journal",
+        "config",
+    ] {
+        assert_eq!(mode(dir), 0o700, "{dir}");
+    }
+    assert_eq!(mode(cache_entries(data.path())[0].to_str().unwrap()), 0o600);
+    assert_eq!(mode("pki/ca.key"), 0o600);
+    assert_eq!(mode("journal/bootstrap.jsonl"), 0o600);
 }

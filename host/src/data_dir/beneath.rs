@@ -20,6 +20,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
+use crate::regular_file::{check_regular, fstat};
+
 /// The running user, whose data dir this is.
 pub(crate) fn effective_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -37,14 +39,6 @@ fn check(result: libc::c_int) -> io::Result<libc::c_int> {
     } else {
         Ok(result)
     }
-}
-
-pub(crate) fn fstat(fd: RawFd) -> io::Result<libc::stat> {
-    // SAFETY: an all-zero stat is a valid value; fstat fills it.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `stat` is a valid out-pointer for the duration of the call.
-    check(unsafe { libc::fstat(fd, &mut stat) })?;
-    Ok(stat)
 }
 
 fn openat(dir: RawFd, name: &OsStr, flags: libc::c_int, mode: u32) -> io::Result<OwnedFd> {
@@ -202,7 +196,7 @@ pub(crate) fn open_existing(root: &Path, rel: &Path) -> io::Result<Option<File>>
         Err(error) => return Err(explain(dir.as_raw_fd(), name, error)),
     };
     let stat = fstat(fd.as_raw_fd())?;
-    crate::regular_file::check_regular(&stat)?;
+    check_regular(&stat)?;
     if stat.st_uid != effective_uid() {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -266,7 +260,7 @@ pub(crate) fn open_append(root: &Path, rel: &Path, mode: u32) -> io::Result<File
     )
     .map_err(|error| explain(dir.as_raw_fd(), name, error))?;
     let stat = fstat(fd.as_raw_fd())?;
-    crate::regular_file::check_regular(&stat)?;
+    check_regular(&stat)?;
     if stat.st_uid != effective_uid() || stat.st_mode & 0o022 != 0 {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,

@@ -50,8 +50,10 @@ fn holds_secret(path: &Path) -> bool {
 }
 
 /// Check `root` (an existing directory) and everything in it; tighten the
-/// modes of secrets readable by others. See the module docs.
-pub(crate) fn check(root: &Path) -> Result<Vec<Tightened>, Untrusted> {
+/// modes of secrets readable by others, and of every directory under `pki`
+/// (relative to the root). The entries of `cache` are left to the cache.
+/// See the module docs.
+pub(crate) fn check(root: &Path, pki: &Path, cache: &Path) -> Result<Vec<Tightened>, Untrusted> {
     let untrusted = |path: &Path, problem: String| Untrusted {
         path: path.to_owned(),
         problem,
@@ -61,8 +63,7 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Tightened>, Untrusted> {
     check_ancestors(root)?;
     let metadata = std::fs::metadata(root).map_err(|e| io_problem(root, e))?;
     check_dir(root, &metadata)?;
-    let cache_dir = root.join(super::DataDirView::PLUGIN_CACHE);
-    let pki_dir = root.join(super::DataDirView::PKI);
+    let (pki_dir, cache_dir) = (root.join(pki), root.join(cache));
     let mut tightened = Vec::new();
     let mut pending = vec![(root.to_path_buf(), 0)];
     while let Some((dir, depth)) = pending.pop() {
@@ -89,19 +90,8 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Tightened>, Untrusted> {
             if kind.is_dir() {
                 check_dir(&path, &metadata)?;
                 // The PKI's directories hold keys: nobody else lists them.
-                let mode = metadata.mode() & 0o7777;
-                if path.starts_with(&pki_dir) && mode & 0o077 != 0 {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o700))
-                        .map_err(|e| {
-                            untrusted(
-                                &path,
-                                format!("is readable by others and cannot be tightened: {e}"),
-                            )
-                        })?;
-                    tightened.push(Tightened {
-                        path: path.clone(),
-                        old_mode: mode,
-                    });
+                if path.starts_with(&pki_dir) {
+                    tighten(&path, &metadata, &mut tightened)?;
                 }
                 // The compiled cache checks each entry itself when it opens
                 // it, and recompiles one it refuses: it is disposable.
@@ -136,22 +126,36 @@ pub(crate) fn check(root: &Path) -> Result<Vec<Tightened>, Untrusted> {
                     ),
                 ));
             }
-            if holds_secret(&path) && mode & 0o077 != 0 {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o700))
-                    .map_err(|e| {
-                        untrusted(
-                            &path,
-                            format!("is readable by others and cannot be tightened: {e}"),
-                        )
-                    })?;
-                tightened.push(Tightened {
-                    path,
-                    old_mode: mode,
-                });
+            if holds_secret(&path) {
+                tighten(&path, &metadata, &mut tightened)?;
             }
         }
     }
     Ok(tightened)
+}
+
+/// Make `path` private to its owner if group or others may read it, and
+/// say so.
+fn tighten(
+    path: &Path,
+    metadata: &std::fs::Metadata,
+    tightened: &mut Vec<Tightened>,
+) -> Result<(), Untrusted> {
+    let mode = metadata.mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700)).map_err(
+        |error| Untrusted {
+            path: path.to_owned(),
+            problem: format!("is readable by others and cannot be made private: {error}"),
+        },
+    )?;
+    tightened.push(Tightened {
+        path: path.to_owned(),
+        old_mode: mode,
+    });
+    Ok(())
 }
 
 fn check_dir(path: &Path, metadata: &std::fs::Metadata) -> Result<(), Untrusted> {

@@ -7,9 +7,9 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error_class::ErrorClass;
-use crate::journal::{self, Entry, Journal, JournalError, Verdict};
+use crate::journal::{self, Entry, Journal, JournalError, LogDropped, Verdict};
 use crate::plugin::contract::{FailurePolicy, Finding, Hook, Severity};
-use crate::plugin::{CallFailure, LogDropped, Plugin};
+use crate::plugin::{CallFailure, Plugin};
 use crate::sha256::Sha256;
 use crate::terminal::escape;
 

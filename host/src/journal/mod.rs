@@ -18,7 +18,6 @@ use time::OffsetDateTime;
 use crate::data_dir::{DataDir, DataDirView, Tightened};
 use crate::error_class::ErrorClass;
 use crate::phase::Phase;
-use crate::plugin::LogDropped;
 use crate::sha256::Sha256;
 
 mod digest;
@@ -59,6 +58,13 @@ pub enum Verdict {
     FailureIgnored,
     /// A phase event rather than a hook call (e.g. a certificate issued).
     Event,
+}
+
+/// Log lines a plugin wrote past its per-call budget, and were dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LogDropped {
+    pub lines: u64,
+    pub bytes: u64,
 }
 
 /// One line of the journal.

@@ -170,7 +170,8 @@ impl Cache {
         else {
             return Ok(None);
         };
-        let stat = crate::data_dir::fstat(file.as_raw_fd()).map_err(|error| error.to_string())?;
+        let stat =
+            crate::regular_file::fstat(file.as_raw_fd()).map_err(|error| error.to_string())?;
         // SAFETY of what follows rests on nobody else being able to write it.
         if stat.st_mode & 0o077 != 0 {
             return Err(format!(

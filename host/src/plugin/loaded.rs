@@ -18,8 +18,8 @@ use super::engine::Runtime;
 use super::error::PluginError;
 use super::linked::Linked;
 use super::manifest::Manifest;
-use super::sandbox::{self, CallFailure, CallTarget, Limits, LogDropped};
-use crate::journal::{Entry, Verdict};
+use super::sandbox::{self, CallFailure, CallTarget, Limits};
+use crate::journal::{Entry, LogDropped, Verdict};
 use crate::phase::Phase;
 use crate::sha256::Sha256;
 

@@ -28,7 +28,7 @@ pub use engine::{Allocation, Runtime};
 pub use error::PluginError;
 pub use loaded::Plugin;
 pub use manifest::Manifest;
-pub use sandbox::{CallFailure, Limits, LogDropped};
+pub use sandbox::{CallFailure, Limits};
 
 use contract::Hook;
 

@@ -12,6 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::plinth::bootstrap::{host, types};
 use super::contract::Hook;
+use crate::journal::LogDropped;
 use crate::terminal::escape;
 
 /// How often the engine's epoch advances (`engine.rs` ticks it); deadlines
@@ -62,13 +63,6 @@ pub enum CallFailure {
     Malformed(String),
     #[error("does not export {0}")]
     NotExported(Hook),
-}
-
-/// Log lines a plugin wrote past its per-call budget, and were dropped.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct LogDropped {
-    pub lines: u64,
-    pub bytes: u64,
 }
 
 /// What is left of one call's log budget.
