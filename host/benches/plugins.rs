@@ -5,7 +5,15 @@
 //!   call, drop the Store) of the `rewrite` test guest and of the shipped
 //!   airgap-mirror, with the pooled runtime Plinth uses and with an
 //!   on-demand runtime as the baseline.
-//! - `plugin_load/*`: compiling a component vs loading it from the cache.
+//! - `plugin_load/*`: compiling a component vs loading it from the cache,
+//!   for the Rust airgap-mirror and the Python example; `cached_plugin` is
+//!   the whole cached `Plugin::load` (link, describe, validate-settings).
+//! - `cached_load_steps/*`: what a cached load of airgap-mirror spends its
+//!   time on: reading the entry, checking its checksum, wasmtime's
+//!   deserialize (copy into fresh memory, relocate, publish), the same from
+//!   a file mapping, and what `Plugin::load` adds on top.
+//! - `python_call/*`: one image-resolve call of the Python example beside
+//!   the same rule in Rust (`image-policy-rust`), 10 pinned images.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
 //!   alone (baseline), followed by the `rewrite` guest twice (the host's
 //!   share), and by two shipped plugins: airgap-mirror rewriting to a
@@ -24,7 +32,7 @@ use plinth::hooks::Participant;
 use plinth::hooks::image_resolve::{self, ImageResolver};
 use plinth::journal::Journal;
 use plinth::plugin::contract::{Image, Origin, PullPolicy};
-use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime};
+use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime, SignaturePolicy};
 
 /// The binary's allocator, so the figures are the binary's (see main.rs).
 #[global_allocator]
@@ -82,7 +90,13 @@ fn hook_call(c: &mut Criterion) {
             ("on_demand", Allocation::OnDemand),
         ] {
             let runtime = Runtime::with_allocation(allocation).unwrap();
-            let plugin = Plugin::load(&runtime, &Cache::disabled(runtime.engine()), wasm).unwrap();
+            let plugin = Plugin::load(
+                &runtime,
+                &Cache::disabled(runtime.engine()),
+                wasm,
+                &SignaturePolicy::default(),
+            )
+            .unwrap();
             for count in [10, 1000] {
                 let input = images(count);
                 let id = BenchmarkId::new(format!("{guest}_{allocation_name}"), count);
@@ -95,7 +109,37 @@ fn hook_call(c: &mut Criterion) {
     group.finish();
 }
 
-fn plugin_load(c: &mut Criterion) {
+/// One image-resolve call of the Python example and of the same rule in
+/// Rust, on ten images pinned to a digest (both return the list as is).
+fn python_call(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new().unwrap();
+    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
+    let cache = Cache::in_data_dir(&data_dir, runtime.engine());
+    let pinned: Vec<Image> = images(10)
+        .into_iter()
+        .enumerate()
+        .map(|(i, image)| Image {
+            digest: Some(format!("sha256:{i:064x}")),
+            ..image
+        })
+        .collect();
+    let mut group = c.benchmark_group("python_call");
+    for (name, package) in [
+        ("python", "python-image-policy"),
+        ("rust", "image-policy-rust"),
+    ] {
+        let wasm = install(dir.path(), name, package, "");
+        let plugin = Plugin::load(&runtime, &cache, &wasm, &SignaturePolicy::default()).unwrap();
+        group.bench_function(name, |b| {
+            b.iter(|| plugin.image_resolve(black_box(&pinned)).unwrap().unwrap())
+        });
+    }
+    group.finish();
+}
+
+/// The parts of a cached load of airgap-mirror, each alone.
+fn cached_load_steps(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let wasm_path = install(
         dir.path(),
@@ -106,18 +150,87 @@ fn plugin_load(c: &mut Criterion) {
     let wasm = std::fs::read(&wasm_path).unwrap();
     let runtime = Runtime::new().unwrap();
     let engine = runtime.engine();
+    let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
+    let cache = Cache::in_data_dir(&data_dir, engine);
+    cache
+        .load(engine, &wasm, &Sha256::of(&wasm), &wasm_path)
+        .unwrap();
+    let entry = std::fs::read_dir(data_dir.plugin_cache_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "cwasm"))
+        .unwrap();
+    let bytes = std::fs::read(&entry).unwrap();
+    // The artifact alone: the entry less its trailer (a 32-byte checksum
+    // and `PLINTHC2`), also as a file of its own for wasmtime's mapping.
+    let artifact = bytes[..bytes.len() - 40].to_vec();
+    let artifact_file = dir.path().join("artifact.cwasm");
+    std::fs::write(&artifact_file, &artifact).unwrap();
+    let mut group = c.benchmark_group("cached_load_steps");
+    group.bench_function("read_entry", |b| {
+        b.iter(|| std::fs::read(black_box(&entry)).unwrap())
+    });
+    group.bench_function("sha256_artifact", |b| {
+        b.iter(|| Sha256::of(black_box(&artifact)))
+    });
+    group.bench_function("blake3_artifact", |b| {
+        b.iter(|| blake3::hash(black_box(&artifact)))
+    });
+    group.bench_function("deserialize_copy", |b| {
+        // SAFETY: the artifact was just made by this engine.
+        b.iter(|| {
+            unsafe { wasmtime::component::Component::deserialize(engine, &artifact) }.unwrap()
+        })
+    });
+    group.bench_function("deserialize_mmap", |b| {
+        // SAFETY: the file holds an artifact just made by this engine.
+        b.iter(|| {
+            unsafe { wasmtime::component::Component::deserialize_file(engine, &artifact_file) }
+                .unwrap()
+        })
+    });
+    group.bench_function("cache_load", |b| {
+        b.iter(|| {
+            cache
+                .load(engine, &wasm, &Sha256::of(&wasm), &wasm_path)
+                .unwrap()
+        })
+    });
+    group.bench_function("plugin_load", |b| {
+        b.iter(|| Plugin::load(&runtime, &cache, &wasm_path, &SignaturePolicy::default()).unwrap())
+    });
+    group.finish();
+}
+
+/// Compiling a component vs loading it from the cache: airgap-mirror
+/// (97 KB of Rust) and the Python example (18 MB, about ten seconds a
+/// compile, so ten compiles, the fewest criterion takes).
+fn plugin_load(c: &mut Criterion) {
+    compile_vs_cached(c, "", "airgap-mirror", 20);
+    compile_vs_cached(c, "python_", "python-image-policy", 10);
+}
+
+/// `plugin_load/{prefix}compile` and `plugin_load/{prefix}cached` of `package`.
+fn compile_vs_cached(c: &mut Criterion, prefix: &str, package: &str, compiles: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm_path = install(dir.path(), "20-plugin", package, "");
+    let wasm = std::fs::read(&wasm_path).unwrap();
+    let runtime = Runtime::new().unwrap();
+    let engine = runtime.engine();
     let sha256 = Sha256::of(&wasm);
     let mut group = c.benchmark_group("plugin_load");
-    group.sample_size(20);
+    group.sample_size(compiles);
+    group.sampling_mode(criterion::SamplingMode::Flat);
     let uncached = Cache::disabled(engine);
-    group.bench_function("compile", |b| {
+    group.bench_function(format!("{prefix}compile"), |b| {
         b.iter(|| uncached.load(engine, &wasm, &sha256, &wasm_path).unwrap())
     });
     let data_dir = DataDir::lock(dir.path().join("data")).unwrap();
     let cache = Cache::in_data_dir(&data_dir, engine);
     cache.load(engine, &wasm, &sha256, &wasm_path).unwrap();
     group.sample_size(100);
-    group.bench_function("cached", |b| {
+    group.sampling_mode(criterion::SamplingMode::Auto);
+    group.bench_function(format!("{prefix}cached"), |b| {
         b.iter(|| cache.load(engine, &wasm, &sha256, &wasm_path).unwrap())
     });
     group.finish();
@@ -167,27 +280,45 @@ fn image_resolve_chain(c: &mut Criterion) {
         ),
     );
     let rewrite = install(dir.path(), "10-rewrite", "rewrite", "");
-    let rewrite = Plugin::load(&runtime, &cache, &rewrite).unwrap();
-    let mirror = Plugin::load(&runtime, &cache, &mirror).unwrap();
-    let pin = Plugin::load(&runtime, &cache, &pin).unwrap();
+    let rewrite = Plugin::load(&runtime, &cache, &rewrite, &SignaturePolicy::default()).unwrap();
+    let mirror = Plugin::load(&runtime, &cache, &mirror, &SignaturePolicy::default()).unwrap();
+    let pin = Plugin::load(&runtime, &cache, &pin, &SignaturePolicy::default()).unwrap();
     let builtin = ThousandImages(images(1000));
     let mut group = c.benchmark_group("image_resolve_chain");
     group.bench_function("builtin_only", |b| {
-        b.iter(|| image_resolve::run_resolvers(&[&builtin], &Journal::discard()).unwrap())
+        b.iter(|| {
+            image_resolve::run_resolvers(&[&builtin], Vec::new(), &Journal::discard()).unwrap()
+        })
     });
     group.bench_function("two_rewrite_guests", |b| {
         b.iter(|| {
-            image_resolve::run_resolvers(&[&builtin, &rewrite, &rewrite], &Journal::discard())
-                .unwrap()
+            image_resolve::run_resolvers(
+                &[&builtin, &rewrite, &rewrite],
+                Vec::new(),
+                &Journal::discard(),
+            )
+            .unwrap()
         })
     });
     group.bench_function("two_plugins", |b| {
         b.iter(|| {
-            image_resolve::run_resolvers(&[&builtin, &mirror, &pin], &Journal::discard()).unwrap()
+            image_resolve::run_resolvers(
+                &[&builtin, &mirror, &pin],
+                Vec::new(),
+                &Journal::discard(),
+            )
+            .unwrap()
         })
     });
     group.finish();
 }
 
-criterion_group!(benches, hook_call, plugin_load, image_resolve_chain);
+criterion_group!(
+    benches,
+    hook_call,
+    plugin_load,
+    cached_load_steps,
+    python_call,
+    image_resolve_chain
+);
 criterion_main!(benches);

@@ -28,8 +28,8 @@ use crate::journal::{Entry, Journal};
 use crate::node::NodeFacts;
 use crate::phase::{Phase, PhaseTiming, Summarize};
 use crate::pki::{self, Decision};
-use crate::plugin::PluginSet;
 use crate::plugin::contract::{Image, Proposal};
+use crate::plugin::{PluginError, PluginSet, SignaturePolicy};
 use crate::stage::Stage;
 
 /// What `plinth controller --init-only` was asked to do.
@@ -164,7 +164,8 @@ fn after_lock(
     // Recover from a crash of an earlier run before anything else is read.
     let mut stage = Stage::open(data_dir)?;
     let plugins = phases.run(Phase::Plugins, || {
-        PluginSet::open(options.plugins_dir.as_deref(), Some(data_dir))
+        let signatures = signature_policy(&config)?;
+        PluginSet::open(options.plugins_dir.as_deref(), Some(data_dir), &signatures)
     })?;
     journal.record_all(plugins.load_entries())?;
     let pre_init = phases.run(Phase::PreInit, || {
@@ -239,6 +240,12 @@ fn stage_phases(
     })
 }
 
+/// The signature policy of `spec.plugins`, its allowed-signers file read.
+fn signature_policy(config: &Config) -> Result<SignaturePolicy, PluginError> {
+    let (allowed, required) = config.plugin_signers();
+    Ok(SignaturePolicy::new(allowed, required)?)
+}
+
 /// `plinth airgap list-images`: the images this configuration and these
 /// plugins resolve to, after the same config, plugins and pre-init phases
 /// as a bootstrap, without touching any data dir.
@@ -250,7 +257,7 @@ pub fn list_images(
     selection: Selection,
 ) -> Result<Vec<Image>, Error> {
     let config = configure(config_file, node, catalog)?;
-    let plugins = PluginSet::open(plugins_dir, None)?;
+    let plugins = PluginSet::open(plugins_dir, None, &signature_policy(&config)?)?;
     let journal = Journal::discard();
     let config = pre_init::run(config, node, None, &plugins, &journal)?.value;
     let builtin = CatalogDefaults {
@@ -280,7 +287,7 @@ impl Phases {
         phase: Phase,
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error> {
-        tracing::info!(phase = phase.as_str(), "starting");
+        tracing::debug!(phase = phase.as_str(), "starting");
         // Test hook, debug builds only: a bug in a phase, to prove that a
         // panic still ends in one line and a journal entry.
         if cfg!(debug_assertions)
@@ -292,9 +299,11 @@ impl Phases {
         let value = body().map_err(Into::into)?;
         let took = started.elapsed();
         let summary = value.summary();
-        tracing::info!(
+        // The summary table shows every phase once the run is done; the
+        // log repeats it only when asked (-v), with the time rounded.
+        tracing::debug!(
             phase = phase.as_str(),
-            took_ms = took.as_secs_f64() * 1e3,
+            took_ms = %format_args!("{:.1}", took.as_secs_f64() * 1e3),
             "{summary}"
         );
         self.0.push(PhaseTiming {

@@ -26,6 +26,10 @@ pub enum Error {
     Stage(#[from] crate::stage::StageError),
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
+    #[error(transparent)]
+    Scaffold(#[from] crate::scaffold::ScaffoldError),
+    #[error(transparent)]
+    Invoke(#[from] crate::invoke::InvokeError),
     #[error(
         "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
     )]
@@ -45,8 +49,16 @@ impl Error {
             Error::Pki(error) => error.class(),
             Error::Stage(error) => error.class(),
             Error::Journal(error) => error.class(),
+            Error::Scaffold(error) => error.class(),
+            Error::Invoke(error) => error.class(),
             Error::RunModeUnavailable => ErrorClass::Invalid,
         }
+    }
+
+    /// Whether the error names paths relative to the data dir, so that the
+    /// data dir must be named with it.
+    pub fn is_inside_data_dir(&self) -> bool {
+        matches!(self, Error::Pki(_) | Error::Stage(_) | Error::Journal(_))
     }
 
     /// The error and its causes on one line, as the journal records why a

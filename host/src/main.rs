@@ -4,17 +4,17 @@
 use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
 use time::OffsetDateTime;
 
 use plinth::cli::{
-    AirgapCommand, Cli, Command, ControllerArgs, Output, PkiCommand, PluginsCommand,
+    AirgapCommand, Cli, Command, ControllerArgs, Language, Output, PkiCommand, PluginsCommand,
 };
 use plinth::controller::{self, InitOptions};
 use plinth::data_dir::DataDirView;
 use plinth::images::{self, Catalog, Selection};
 use plinth::node::NodeFacts;
+use plinth::scaffold;
 use plinth::{Error, ErrorClass};
 
 /// mimalloc instead of the system allocator: a plugin call moves every
@@ -121,11 +121,62 @@ fn init_logging(cli: &Cli) {
 fn run(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Controller(args) => controller_command(args),
-        Command::Plugins(PluginsCommand::Inspect { file, output }) => {
-            print(&plinth::report::inspect(&file)?, output)
-        }
+        Command::Plugins(PluginsCommand::Inspect {
+            file,
+            allowed_signers,
+            output,
+        }) => print(
+            &plinth::report::inspect(&file, allowed_signers.as_deref())?,
+            output,
+        ),
+        Command::Plugins(PluginsCommand::Verify {
+            file,
+            allowed_signers,
+            output,
+        }) => print(&plinth::report::verify(&file, &allowed_signers)?, output),
         Command::Plugins(PluginsCommand::Plan { dir, output }) => {
             print(&plinth::report::plan(&dir)?, output)
+        }
+        Command::Plugins(PluginsCommand::Invoke {
+            file,
+            hook,
+            input,
+            manifest,
+            repeat,
+            example,
+            output,
+        }) => match (example, file, input) {
+            (false, Some(file), Some(input)) => {
+                let invocation = plinth::invoke::invoke(&plinth::invoke::InvokeOptions {
+                    file: &file,
+                    hook,
+                    input: &input,
+                    manifest: manifest.as_deref(),
+                    repeat,
+                })?;
+                print(&invocation, output)?;
+                Ok(if invocation.denied() {
+                    exit_code(ErrorClass::Denied)
+                } else {
+                    DONE
+                })
+            }
+            // clap requires FILE and --input unless --example is given.
+            _ => emit(&plinth::invoke::example(hook)?),
+        },
+        Command::Plugins(PluginsCommand::New {
+            name,
+            hook,
+            lang,
+            dir,
+        }) => {
+            let language = match lang {
+                Language::Rust => scaffold::Language::Rust,
+                Language::Python => scaffold::Language::Python,
+            };
+            let project = scaffold::new_project(&name, hook, language, dir.as_deref())
+                .map_err(Error::from)?;
+            emit(&project.to_string())
         }
         Command::Pki(PkiCommand::CheckExpiration { data_dir, output }) => {
             // Reads only: it may run beside a controller holding the lock.
@@ -185,8 +236,15 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<u8> {
         node: NodeFacts::discover(),
         now: OffsetDateTime::now_utc(),
     };
-    let bootstrap = controller::init(&options)
-        .with_context(|| format!("data dir {}", options.data_dir.display()))?;
+    let bootstrap = controller::init(&options).map_err(|error| {
+        // Errors inside the data dir name paths relative to it; the rest
+        // (config, plugins, a denial) have nothing to do with it.
+        if error.is_inside_data_dir() {
+            anyhow::Error::new(error).context(format!("data dir {}", options.data_dir.display()))
+        } else {
+            error.into()
+        }
+    })?;
     emit(&plinth::report::Summary(&bootstrap).to_string())
 }
 

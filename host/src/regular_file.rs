@@ -57,9 +57,19 @@ pub(crate) fn read_capped(file: File, limit: u64) -> io::Result<Vec<u8>> {
 /// followed), at most `limit` bytes. Opened non-blocking, so a FIFO is
 /// refused at once rather than waited on.
 pub(crate) fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    open_and_read(path, limit, 0)
+}
+
+/// [`read`], refusing a link as the last component of `path` (a file that
+/// is not trusted to point elsewhere, like a plugin's signature).
+pub(crate) fn read_no_link(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    open_and_read(path, limit, libc::O_NOFOLLOW)
+}
+
+fn open_and_read(path: &Path, limit: u64, flags: libc::c_int) -> io::Result<Vec<u8>> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | flags)
         .open(path)?;
     check_regular(&fstat(file.as_raw_fd())?)?;
     read_capped(file, limit)

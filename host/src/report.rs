@@ -9,7 +9,11 @@ use crate::controller::Bootstrap;
 use crate::error::Error;
 use crate::hooks::builtin_of;
 use crate::plugin::contract::{CONTRACT_VERSION, FailurePolicy, Hook};
-use crate::plugin::{Cache, Limits, LoadKind, Plugin, PluginSet, Runtime};
+use crate::plugin::signature::{AllowedSigners, Signer};
+use crate::plugin::{
+    Cache, Limits, LoadKind, Plugin, PluginError, PluginSet, Runtime, SignaturePolicy,
+    SignatureStatus,
+};
 use crate::sha256::Sha256;
 use crate::terminal::escape;
 
@@ -27,11 +31,21 @@ pub struct Inspection {
     pub size_bytes: u64,
     /// Time to compile the component (inspect never uses the cache).
     pub compile_ms: f64,
+    pub signature: SignatureStatus,
 }
 
-pub fn inspect(file: &Path) -> Result<Inspection, Error> {
+/// `plinth plugins inspect FILE [--allowed-signers FILE]`: a signature is
+/// checked when an allowed-signers file is given, and refuses the plugin
+/// as a bootstrap would when it does not verify.
+pub fn inspect(file: &Path, allowed_signers: Option<&Path>) -> Result<Inspection, Error> {
+    let signatures = SignaturePolicy::new(allowed_signers, false).map_err(PluginError::from)?;
     let runtime = Runtime::new()?;
-    let plugin = Plugin::load(&runtime, &Cache::disabled(runtime.engine()), file)?;
+    let plugin = Plugin::load(
+        &runtime,
+        &Cache::disabled(runtime.engine()),
+        file,
+        &signatures,
+    )?;
     let LoadKind::Compiled { micros } = plugin.load_kind() else {
         unreachable!("no cache was given")
     };
@@ -47,7 +61,53 @@ pub fn inspect(file: &Path) -> Result<Inspection, Error> {
         sha256: plugin.sha256(),
         size_bytes: plugin.size(),
         compile_ms: micros as f64 / 1e3,
+        signature: plugin.signature().clone(),
     })
+}
+
+/// `plinth plugins verify FILE --allowed-signers FILE`: the signature
+/// check of a load under `requireSignatures`, alone, for CI pipelines.
+#[derive(Debug, Serialize)]
+pub struct Verification {
+    pub file: PathBuf,
+    pub signer: Signer,
+}
+
+pub fn verify(file: &Path, allowed_signers: &Path) -> Result<Verification, Error> {
+    let allowed = AllowedSigners::read(allowed_signers).map_err(PluginError::from)?;
+    let bytes =
+        crate::regular_file::read(file, crate::plugin::MAX_WASM_BYTES).map_err(|source| {
+            PluginError::Io {
+                path: file.to_owned(),
+                source,
+            }
+        })?;
+    let signer = allowed
+        .verify_file(file, &bytes)
+        .map_err(PluginError::from)?;
+    Ok(Verification {
+        file: file.to_owned(),
+        signer,
+    })
+}
+
+impl fmt::Display for Verification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: signed by {}", self.file.display(), self.signer)
+    }
+}
+
+impl fmt::Display for SignatureStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SignatureStatus::Verified { signer } => write!(f, "signed by {signer}"),
+            SignatureStatus::Unsigned => write!(f, "unsigned (no .wasm.sig beside it)"),
+            SignatureStatus::NotChecked => write!(
+                f,
+                "a .wasm.sig is present, not checked: give --allowed-signers"
+            ),
+        }
+    }
 }
 
 impl fmt::Display for Inspection {
@@ -69,7 +129,8 @@ impl fmt::Display for Inspection {
         writeln!(f, "serves:      {}", hooks(&self.served_hooks))?;
         writeln!(f, "sha256:      {}", self.sha256)?;
         writeln!(f, "size:        {} bytes", self.size_bytes)?;
-        write!(f, "compile:     {:.1} ms", self.compile_ms)
+        writeln!(f, "compile:     {:.1} ms", self.compile_ms)?;
+        write!(f, "signature:   {}", self.signature)
     }
 }
 
@@ -97,7 +158,7 @@ pub struct Link {
 }
 
 pub fn plan(dir: &Path) -> Result<Plan, Error> {
-    let plugins = PluginSet::open(Some(dir), None)?;
+    let plugins = PluginSet::open(Some(dir), None, &SignaturePolicy::default())?;
     let hooks = plugins
         .plan()
         .into_iter()
@@ -191,12 +252,19 @@ impl fmt::Display for Summary<'_> {
             join.action.as_str(),
             escape(&join.reason)
         )?;
-        writeln!(
-            f,
-            "pki: {} new or reissued: {}",
-            changed.len(),
-            changed.join(", ")
-        )?;
+        if changed.is_empty() {
+            writeln!(
+                f,
+                "pki: nothing new or reissued; every certificate and key kept"
+            )?;
+        } else {
+            writeln!(
+                f,
+                "pki: {} new or reissued: {}",
+                changed.len(),
+                changed.join(", ")
+            )?;
+        }
         writeln!(f, "images: {}", bootstrap.images().len())?;
         for note in bootstrap.notes() {
             writeln!(f, "note: {note}")?;

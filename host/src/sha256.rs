@@ -16,6 +16,7 @@ impl Sha256 {
         Self(sha2::Sha256::digest(bytes).into())
     }
 
+    /// The 32 bytes, as a compiled-cache entry records the wasm it came from.
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use common::{PluginDir, init_only, journal, snapshot};
-use plinth::plugin::{Cache, CallFailure, Plugin, Runtime};
+use plinth::plugin::{Cache, CallFailure, Plugin, Runtime, SignaturePolicy};
 
 /// Call-time hooks of `controller --init-only`.
 const HOOKS: [&str; 4] = ["pre-init", "join-decision", "post-pki", "image-resolve"];
@@ -110,7 +110,13 @@ fn a_plugin_loaded_outside_a_bootstrap_still_times_out_at_its_deadline() {
     );
     let plugin = {
         let runtime = Runtime::new().unwrap();
-        Plugin::load(&runtime, &Cache::disabled(runtime.engine()), &wasm).unwrap()
+        Plugin::load(
+            &runtime,
+            &Cache::disabled(runtime.engine()),
+            &wasm,
+            &SignaturePolicy::default(),
+        )
+        .unwrap()
     };
     let (answer, answered) = mpsc::channel();
     std::thread::spawn(move || {

@@ -167,7 +167,9 @@ enum Landing {
 /// Spawn `plinth controller --init-only` and SIGKILL it at `at`. Returns
 /// whether the signal killed it (false: it had already exited 0).
 fn run_and_kill(data: &Path, config: &Path, at: KillAt) -> bool {
+    // `-v`: the phase lines the kill is aimed by are debug lines.
     let mut child = init_command(data, Some(config), None)
+        .arg("--verbose")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

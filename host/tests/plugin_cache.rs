@@ -5,15 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{PluginDir, init_only, journal};
-
-fn load_kinds(data: &Path) -> Vec<String> {
-    journal(data)
-        .into_iter()
-        .filter(|e| e["phase"] == "plugins")
-        .map(|e| e["detail"]["load"]["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
+use common::{PluginDir, init_only, journal, load_kinds};
 
 fn cache_entries(data: &Path) -> Vec<PathBuf> {
     let dir = data.join("cache/plugins");
@@ -137,7 +129,7 @@ fn an_entry_copied_from_another_plugin_is_recompiled_not_loaded() {
 #[test]
 fn a_link_swapped_under_an_entry_while_it_loads_is_never_followed() {
     use plinth::data_dir::DataDir;
-    use plinth::plugin::{Cache, LoadKind, Plugin, Runtime};
+    use plinth::plugin::{Cache, LoadKind, Plugin, Runtime, SignaturePolicy};
     use std::sync::atomic::{AtomicBool, Ordering};
 
     let plugins = PluginDir::new();
@@ -148,12 +140,13 @@ fn a_link_swapped_under_an_entry_while_it_loads_is_never_followed() {
     let data_dir = DataDir::lock(data.path().join("data")).unwrap();
     let runtime = Runtime::new().unwrap();
     let cache = Cache::in_data_dir(&data_dir, runtime.engine());
-    let victim_name = Plugin::load(&runtime, &cache, &victim)
+    let unsigned = SignaturePolicy::default();
+    let victim_name = Plugin::load(&runtime, &cache, &victim, &unsigned)
         .unwrap()
         .metadata()
         .name
         .clone();
-    let attacker_name = Plugin::load(&runtime, &cache, &attacker)
+    let attacker_name = Plugin::load(&runtime, &cache, &attacker, &unsigned)
         .unwrap()
         .metadata()
         .name
@@ -194,7 +187,7 @@ fn a_link_swapped_under_an_entry_while_it_loads_is_never_followed() {
         });
         let _stop = StopOnDrop(&stop);
         for _ in 0..60 {
-            let plugin = Plugin::load(&runtime, &cache, &victim).unwrap();
+            let plugin = Plugin::load(&runtime, &cache, &victim, &unsigned).unwrap();
             assert_eq!(
                 plugin.metadata().name,
                 victim_name,

@@ -419,7 +419,7 @@ fn config_errors_name_file_line_and_key() {
     run.expect_code(2);
     let line = run.error_line();
     assert!(
-        line.contains("cluster.yaml") && line.contains("adress") && line.contains("line 3"),
+        line.contains("cluster.yaml:3:") && line.contains("adress"),
         "{line}"
     );
     assert_eq!(

@@ -1,11 +1,12 @@
-//! Building the WebAssembly guests.
+//! Building the WebAssembly guests: Rust ones with cargo, Python ones with
+//! componentize-py (`python.rs`).
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::{cargo, exec, root, target_dir};
+use crate::{cargo, exec, python, root, target_dir};
 
 /// Guests that are members of the workspace, by package name.
 const WORKSPACE_GUESTS: &[&str] = &[
@@ -14,6 +15,7 @@ const WORKSPACE_GUESTS: &[&str] = &[
     "scripted",
     "other-contract",
     "rewrite",
+    "image-policy-rust",
 ];
 /// Guests with a workspace of their own, as a vendor's would be.
 const EXAMPLE_GUESTS: &[&str] = &["examples/join-guard"];
@@ -54,12 +56,17 @@ pub fn build_all() -> Result<Vec<PathBuf>> {
                 .env("CARGO_TARGET_DIR", target_dir()),
         )?;
     }
+    python::build_all()?;
     let mut built = Vec::new();
-    let packages = WORKSPACE_GUESTS.iter().copied().chain(
-        EXAMPLE_GUESTS
-            .iter()
-            .map(|e| e.rsplit('/').next().unwrap_or(e)),
-    );
+    let packages = WORKSPACE_GUESTS
+        .iter()
+        .copied()
+        .chain(
+            EXAMPLE_GUESTS
+                .iter()
+                .map(|e| e.rsplit('/').next().unwrap_or(e)),
+        )
+        .chain(python::PYTHON_GUESTS.iter().map(|guest| guest.name));
     for package in packages {
         let path = wasm_path(package);
         let size = std::fs::metadata(&path)

@@ -1,10 +1,12 @@
 //! `cargo xtask demo|test|plugins|bench`: the build glue of the Plinth
 //! workspace. Everything a fresh machine needs beyond Rust itself is set up
-//! here (the wasm32-wasip2 target; etcd and friends for the tests).
+//! here (the wasm32-wasip2 target; componentize-py; etcd and friends for the
+//! tests).
 
 mod bench;
 mod demo;
 mod guests;
+mod python;
 mod tools;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +17,9 @@ use anyhow::{Context, Result, bail};
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  plugins   build every WASM guest (plugins/, examples/, host/tests/guests/)
+  plugins   build every WASM guest (plugins/, examples/, host/tests/guests/);
+            Python ones with componentize-py, installed into a venv under the
+            target dir
   demo      build everything, then run `plinth controller --init-only` with the
             shipped plugins on a temporary data dir and show what each phase did
   test      install missing test tools, build the guests, check formatting and

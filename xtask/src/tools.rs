@@ -13,6 +13,8 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("etcd", "etcd-server"),
     ("etcdctl", "etcd-client"),
     ("kubectl", "kubernetes-client"),
+    // Makes the keys and signatures the plugin-signature tests check.
+    ("ssh-keygen", "openssh-client"),
 ];
 
 fn on_path(program: &str) -> bool {

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::plugin::contract::Hook;
+
 /// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
 /// policy plugins.
 ///
@@ -68,6 +70,20 @@ pub enum PluginsCommand {
     /// Name, version, hooks, contract, sha256, size and compile time of a plugin.
     Inspect {
         file: PathBuf,
+        /// Check FILE.sig against this OpenSSH allowed-signers file.
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Check a plugin's signature (FILE.sig, made with `ssh-keygen -Y sign -n
+    /// plinth-plugin`) as a load under requireSignatures would; exit 0 when
+    /// it verifies, 2 with the reason when it does not.
+    Verify {
+        file: PathBuf,
+        /// The OpenSSH allowed-signers file naming who may sign plugins.
+        #[arg(long, value_name = "FILE")]
+        allowed_signers: PathBuf,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
@@ -77,6 +93,52 @@ pub enum PluginsCommand {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
     },
+    /// Call one hook of one plugin on a JSON fixture, in the sandbox and
+    /// with the limits of a bootstrap; print the answer, the time per call
+    /// and the peak memory. Exit 3 when the answer denies, 4 when the
+    /// plugin fails.
+    Invoke {
+        /// The plugin component (`.wasm`); not needed with --example.
+        #[arg(required_unless_present = "example")]
+        file: Option<PathBuf>,
+        /// pre-init, join-decision, post-pki, image-resolve or readiness.
+        #[arg(long)]
+        hook: Hook,
+        /// The hook's input as JSON (`--example` prints one).
+        #[arg(long, value_name = "FILE", required_unless_present = "example")]
+        input: Option<PathBuf>,
+        /// The manifest (limits, settings); NAME.toml beside FILE by default.
+        #[arg(long, value_name = "FILE")]
+        manifest: Option<PathBuf>,
+        /// Calls to make, each in a fresh instance.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        repeat: u32,
+        /// Print a valid fixture for --hook instead of calling anything.
+        #[arg(long, conflicts_with_all = ["file", "input", "manifest"])]
+        example: bool,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
+    /// Write a ready-to-build plugin project for one hook: the code, the
+    /// contract (wit/), a manifest and a README with the build command.
+    New {
+        /// The plugin's name: lowercase letters, digits and `-`.
+        name: String,
+        /// pre-init, join-decision, post-pki, image-resolve or readiness.
+        #[arg(long)]
+        hook: Hook,
+        #[arg(long, value_enum, default_value_t = Language::Rust)]
+        lang: Language,
+        /// Where to write the project (default: ./NAME); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Language {
+    Rust,
+    Python,
 }
 
 #[derive(Debug, Subcommand)]

@@ -88,7 +88,13 @@ impl FromStr for Cidr {
                 prefix <= 128 && u128::from(a).checked_shl(u32::from(prefix)).unwrap_or(0) == 0,
             ),
         };
-        if prefix >= bits {
+        if prefix > bits {
+            return Err(format!(
+                "`{text}`: /{prefix} is not a prefix length of an IPv{} address (0-{bits}); write it like `10.96.0.0/12`",
+                if bits == 32 { 4 } else { 6 }
+            ));
+        }
+        if prefix == bits {
             return Err(format!(
                 "`{text}` leaves no room for hosts; use a prefix shorter than /{bits}"
             ));

@@ -9,6 +9,7 @@ mod checks;
 mod cidr;
 mod duration;
 mod limits;
+mod location;
 pub mod merge;
 pub mod schema;
 mod text;
@@ -44,6 +45,14 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid config {origin}:{line}:{column}: {message}")]
+    Syntax {
+        origin: String,
+        line: usize,
+        column: usize,
+        /// The YAML parser's message, its location taken out.
+        message: String,
+    },
     #[error("invalid config {origin}")]
     Parse {
         origin: String,
@@ -51,9 +60,11 @@ pub enum ConfigError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    #[error("invalid config {origin}: {key}: {message}")]
+    #[error("invalid config {origin}{}: {key}: {message}", line.map_or_else(String::new, |(line, column)| format!(":{line}:{column}")))]
     Invalid {
         origin: String,
+        /// Where `key` is written, when the document is a file that sets it.
+        line: Option<(usize, usize)>,
         key: &'static str,
         message: String,
     },
@@ -90,6 +101,14 @@ pub(crate) struct Effective {
     pub storage: Storage,
     pub pki: Pki,
     pub images: Images,
+    pub plugins: Plugins,
+}
+
+/// `spec.plugins`: how plugin files are checked at load.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Plugins {
+    pub allowed_signers: Option<std::path::PathBuf>,
+    pub require_signatures: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -148,7 +167,7 @@ impl Config {
                     })?;
                 Self::from_yaml(&text, &path.display().to_string(), node)
             }
-            None => Self::from_user(ClusterConfig::default(), "(embedded default)", node),
+            None => Self::from_user(ClusterConfig::default(), EMBEDDED_DEFAULT, node),
         }
     }
 
@@ -170,12 +189,23 @@ impl Config {
         let user: ClusterConfig = if text.trim().is_empty() {
             ClusterConfig::default()
         } else {
-            serde_yaml::from_str(text).map_err(|error| ConfigError::Parse {
-                origin: origin.to_owned(),
-                source: error.into(),
-            })?
+            serde_yaml::from_str(text)
+                .map_err(|error| location::syntax_error(origin, text, &error))?
         };
-        Self::from_user(user, origin, node)
+        Self::from_user(user, origin, node).map_err(|error| match error {
+            ConfigError::Invalid {
+                origin,
+                line: None,
+                key,
+                message,
+            } => ConfigError::Invalid {
+                line: location::line_of(text, key),
+                origin,
+                key,
+                message,
+            },
+            other => other,
+        })
     }
 
     fn from_user(user: ClusterConfig, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
@@ -251,7 +281,7 @@ impl Config {
 }
 
 impl Config {
-    /// Where the user's document came from: a path, `(embedded default)`,
+    /// Where the user's document came from: a path, `the embedded default`,
     /// or either patched by a plugin.
     pub fn origin(&self) -> &str {
         &self.origin
@@ -263,6 +293,15 @@ impl Config {
     }
 
     /// What the PKI phase is asked to produce, on this node.
+    /// `spec.plugins.allowedSigners`, and whether signatures are required.
+    pub fn plugin_signers(&self) -> (Option<&Path>, bool) {
+        let plugins = &self.effective().plugins;
+        (
+            plugins.allowed_signers.as_deref(),
+            plugins.require_signatures,
+        )
+    }
+
     pub fn pki_spec(&self, node: &NodeFacts) -> PkiSpec {
         let effective = &self.effective;
         PkiSpec {
@@ -285,9 +324,12 @@ impl Config {
 
 impl Summarize for Config {
     fn summary(&self) -> String {
-        format!("{} ({})", self.effective.name, self.origin)
+        format!("{}, from {}", self.effective.name, self.origin)
     }
 }
+
+/// The origin of a configuration read from no file.
+const EMBEDDED_DEFAULT: &str = "the embedded default";
 
 fn to_json(config: &ClusterConfig) -> Value {
     serde_json::to_value(config).expect("a ClusterConfig always serialises")
@@ -321,6 +363,7 @@ fn resolve(
 ) -> Result<Effective, ConfigError> {
     let invalid = |key: &'static str, message: String| ConfigError::Invalid {
         origin: origin.to_owned(),
+        line: None,
         key,
         message,
     };
@@ -354,6 +397,7 @@ fn resolve(
     let storage = spec.storage.unwrap_or_default();
     let pki = spec.pki.unwrap_or_default();
     let images = spec.images.unwrap_or_default();
+    let plugins = spec.plugins.unwrap_or_default();
     let defaulted = "is always set by the embedded default";
 
     let name = document
@@ -465,6 +509,13 @@ fn resolve(
             ),
         ));
     }
+    let require_signatures = plugins.require_signatures.expect(defaulted);
+    if require_signatures && plugins.allowed_signers.is_none() {
+        return Err(invalid(
+            "spec.plugins.requireSignatures",
+            "is true but spec.plugins.allowedSigners is not set; name the OpenSSH allowed-signers file to check signatures against".to_owned(),
+        ));
+    }
     Ok(Effective {
         name,
         api: Api {
@@ -488,6 +539,10 @@ fn resolve(
             repository,
             default_pull_policy: images.default_pull_policy.expect(defaulted),
             overrides: images.components,
+        },
+        plugins: Plugins {
+            allowed_signers: plugins.allowed_signers,
+            require_signatures,
         },
     })
 }

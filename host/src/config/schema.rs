@@ -51,6 +51,8 @@ pub struct Spec {
     pub pki: Option<PkiSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub images: Option<ImagesSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<PluginsSpec>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -141,6 +143,20 @@ pub struct PkiSpec {
     /// A leaf expiring within this window is reissued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renew_before: Option<GoDuration>,
+}
+
+/// `spec.plugins`: who may sign plugins, and whether they must be signed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PluginsSpec {
+    /// An OpenSSH allowed-signers file (ssh-keygen(1), "ALLOWED SIGNERS");
+    /// every `NAME.wasm.sig` is checked against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_signers: Option<std::path::PathBuf>,
+    /// Refuse, at load, every plugin without a valid signature by an
+    /// allowed signer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub require_signatures: Option<bool>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

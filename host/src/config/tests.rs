@@ -23,14 +23,14 @@ fn unknown_keys_are_errors_naming_the_file_line_and_key() {
     let error = message(parse("spec:\n  api:\n    adress: 10.0.0.1\n"));
     assert!(error.contains("test.yaml"), "{error}");
     assert!(error.contains("adress"), "{error}");
-    assert!(error.contains("line 3"), "{error}");
+    assert!(error.contains("test.yaml:3:"), "{error}");
 }
 
 #[test]
 fn malformed_values_are_errors_naming_the_key() {
     let error = message(parse("spec:\n  network:\n    serviceCIDR: 10.96.0.1/12\n"));
     assert!(
-        error.contains("host bits") && error.contains("line 3"),
+        error.contains("host bits") && error.contains("test.yaml:3:"),
         "{error}"
     );
     let error = message(parse("spec:\n  pki:\n    keyAlgorithm: dsa\n"));
@@ -39,7 +39,10 @@ fn malformed_values_are_errors_naming_the_key() {
         "{error}"
     );
     let error = message(parse("spec:\n  pki:\n    caValidity: 10d\n"));
-    assert!(error.contains("10d") && error.contains("line 3"), "{error}");
+    assert!(
+        error.contains("10d") && error.contains("test.yaml:3:"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -174,7 +177,10 @@ fn image_overrides_are_read_per_component() {
         Some("my/coredns")
     );
     let error = message(parse("spec:\n  images:\n    coredns:\n      tag: v9\n"));
-    assert!(error.contains("tag") && error.contains("line 4"), "{error}");
+    assert!(
+        error.contains("tag") && error.contains("test.yaml:4:"),
+        "{error}"
+    );
 }
 
 #[test]

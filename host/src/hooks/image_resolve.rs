@@ -91,19 +91,21 @@ pub fn run(
             .serving(Hook::ImageResolve)
             .map(|p| p as &dyn ImageResolver),
     );
-    run_resolvers(&chain, journal)
+    run_resolvers(&chain, Vec::new(), journal)
 }
 
-/// Run an explicit chain of resolvers over an empty starting list.
+/// Run an explicit chain of resolvers over `initial` (empty when a
+/// built-in opens the chain; a fixture for `plugins invoke`).
 pub fn run_resolvers(
     chain: &[&dyn ImageResolver],
+    initial: Vec<Image>,
     journal: &Journal,
 ) -> Result<Outcome<Vec<Image>>, HookError> {
     run_chain(
         Hook::ImageResolve,
         journal,
         chain,
-        Vec::new(),
+        initial,
         |participant, current| match participant.resolve(current)? {
             Ok(next) => {
                 let changed = check_answer(current, &next, participant.may_change_image_set())?;

@@ -101,11 +101,21 @@ pub fn run(
             .serving(Hook::JoinDecision)
             .map(|p| p as &dyn JoinDecider),
     );
+    run_deciders(&chain, facts, undecided(), journal)
+}
+
+/// Run an explicit chain of deciders from the proposal `initial`.
+pub(crate) fn run_deciders(
+    chain: &[&dyn JoinDecider],
+    facts: &JoinFacts,
+    initial: Proposal,
+    journal: &Journal,
+) -> Result<Proposal, HookError> {
     let outcome = run_chain(
         Hook::JoinDecision,
         journal,
-        &chain,
-        undecided(),
+        chain,
+        initial,
         |participant, current| match participant.decide(facts, current)? {
             Ok(next) => {
                 check_text("reason", &next.reason)?;

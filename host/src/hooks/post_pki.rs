@@ -56,7 +56,7 @@ impl CertAuditor for ValidityCheck {
 }
 
 /// The contract's view of a certificate.
-fn to_wire(facts: &CertificateFacts) -> Certificate {
+pub(crate) fn to_wire(facts: &CertificateFacts) -> Certificate {
     Certificate {
         name: facts.name.clone(),
         path: facts.path.display().to_string(),
@@ -114,16 +114,25 @@ pub fn run(
             .serving(Hook::PostPki)
             .map(|p| p as &dyn CertAuditor),
     );
+    run_auditors(&chain, &certificates, journal)
+}
+
+/// Run an explicit chain of auditors over `certificates`.
+pub(crate) fn run_auditors(
+    chain: &[&dyn CertAuditor],
+    certificates: &[Certificate],
+    journal: &Journal,
+) -> Result<Audit, HookError> {
     // The certificates are the same for every auditor; the chain value is
     // their digest, so the journal shows every auditor saw the same set.
-    let digest = journal::digest(&certificates);
+    let digest = journal::digest(certificates);
     let outcome = run_chain(
         Hook::PostPki,
         journal,
-        &chain,
+        chain,
         digest,
         |participant, current| {
-            let findings = participant.audit(&certificates)?;
+            let findings = participant.audit(certificates)?;
             Ok(Answer {
                 findings,
                 ..Answer::next(current.clone())

@@ -144,13 +144,25 @@ pub fn run(
             .serving(Hook::PreInit)
             .map(|p| p as &dyn ConfigValidator),
     );
+    run_validators(&chain, config, &facts, node, journal)
+}
+
+/// Run an explicit chain of validators over `config`, with `facts` as the
+/// plugins see them and `node` to validate a patched config against.
+pub(crate) fn run_validators(
+    chain: &[&dyn ConfigValidator],
+    config: Config,
+    facts: &contract::NodeFacts,
+    node: &NodeFacts,
+    journal: &Journal,
+) -> Result<Outcome<Config>, HookError> {
     let outcome = run_chain(
         Hook::PreInit,
         journal,
-        &chain,
+        chain,
         Current::new(config),
         |participant, current| {
-            let answer = participant.check(&current.json, &facts)?;
+            let answer = participant.check(&current.json, facts)?;
             let Some(patch) = answer.patch else {
                 return Ok(Answer {
                     next: Current {

@@ -23,6 +23,7 @@
 
 mod decision;
 mod error;
+mod example;
 mod expiration;
 mod inspect;
 mod issue;
@@ -44,6 +45,7 @@ use crate::stage::Stage;
 
 pub use decision::{Decision, DecisionKind, KubeconfigReason, ReissueReason};
 pub use error::PkiError;
+pub use example::example_certificates;
 pub use expiration::{ExpirationReport, ExpirationRow, RowStatus, check_expiration};
 pub use inspect::{CertificateFacts, PublicKeyAlgorithm, inspect};
 pub use spec::{

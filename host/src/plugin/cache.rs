@@ -6,38 +6,48 @@
 //! far as these checks go:
 //!
 //! - it is named after the `.wasm` file's sha256 and the engine's
-//!   compatibility hash, and its header holds the sha256 of the wasm it was
-//!   compiled from and of the artifact: an entry copied from another
-//!   plugin, or a stale one, does not match and is never loaded;
+//!   compatibility hash, and its trailer holds the sha256 of the wasm it was
+//!   compiled from and a BLAKE3 checksum of the artifact and that digest: an
+//!   entry copied from another plugin, or a stale one, does not match and is
+//!   never loaded;
 //! - it is opened once, with `O_NOFOLLOW` (a link swapped in is refused),
 //!   through directories checked to be ours alone, and the *open file* is
 //!   checked (`fstat`: a regular file, owned by this user, mode 0600 or
-//!   stricter) and read from that same descriptor, so no check is made on
-//!   one file and the load on another;
-//! - the cache directory is created 0700 whatever the umask.
+//!   stricter) and checksummed through that descriptor;
+//! - the cache directory (and `cache/` above it) is created 0700 whatever
+//!   the umask.
 //!
 //! A mismatched, truncated, foreign or unsafe entry is recompiled and
 //! replaced (created afresh with `O_EXCL`), never loaded.
+//!
+//! An entry is the artifact followed by the trailer, so that wasmtime can
+//! map the file itself: a cached load then neither copies the artifact into
+//! fresh memory nor faults in every page of the copy, which was most of its
+//! time (`cargo xtask bench`, "cached load step by step"). wasmtime maps
+//! the descriptor that was checked (`/proc/self/fd/N`), so the file checked
+//! is the file loaded.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use wasmtime::Engine;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Precompiled};
 
 use super::error::PluginError;
 use crate::data_dir::{DataDir, DataDirView, beneath};
 use crate::sha256::Sha256;
 
-const MAGIC: &[u8; 8] = b"PLINTHC2";
-/// Magic, the wasm's sha256, the artifact's sha256.
-const HEADER_LEN: usize = MAGIC.len() + 32 + 32;
-/// The largest entry read: the compiled form of the largest plugin file
-/// accepted is a few times its size.
-const MAX_ENTRY_BYTES: u64 = 1 << 30;
+const MAGIC: &[u8; 8] = b"PLINTHC3";
+/// The sha256 of the wasm compiled, the checksum, then the magic, at the
+/// end of an entry.
+const TRAILER_LEN: usize = 32 + 32 + MAGIC.len();
+/// Bytes read at a time while checksumming an entry: small enough that the
+/// buffer's own page faults cost nothing (a 1 MiB buffer, faulted in anew
+/// on every load, was half the time of a cached load of a Rust plugin).
+const CHUNK: usize = 64 << 10;
 
 /// How a component came to be ready.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -165,7 +175,7 @@ impl Cache {
         wasm_sha256: &Sha256,
     ) -> Result<Option<Component>, String> {
         // One open, without following a link; every check below is of this
-        // descriptor, and the bytes loaded are read from it.
+        // descriptor, and wasmtime maps this very file.
         let Some(file) = beneath::open_existing(root, rel).map_err(|error| error.to_string())?
         else {
             return Ok(None);
@@ -179,32 +189,52 @@ impl Cache {
                 stat.st_mode & 0o7777
             ));
         }
-        let bytes = crate::regular_file::read_capped(file, MAX_ENTRY_BYTES)
-            .map_err(|error| error.to_string())?;
-        if bytes.len() < HEADER_LEN || &bytes[..MAGIC.len()] != MAGIC {
+        let length = usize::try_from(stat.st_size).map_err(|error| error.to_string())?;
+        let Some(artifact_length) = length.checked_sub(TRAILER_LEN) else {
+            return Err("not a Plinth cache entry (truncated)".to_owned());
+        };
+        let mut reader = (&file).take(length as u64);
+        let mut hasher = blake3::Hasher::new();
+        let mut chunk = vec![0; CHUNK];
+        let mut remaining = artifact_length;
+        while remaining > 0 {
+            let wanted = remaining.min(CHUNK);
+            reader
+                .read_exact(&mut chunk[..wanted])
+                .map_err(|error| format!("cannot read it: {error}"))?;
+            hasher.update(&chunk[..wanted]);
+            remaining -= wanted;
+        }
+        let mut trailer = [0; TRAILER_LEN];
+        reader
+            .read_exact(&mut trailer)
+            .map_err(|error| format!("cannot read it: {error}"))?;
+        let (compiled_from, rest) = trailer.split_at(32);
+        let (checksum, magic) = rest.split_at(32);
+        if magic != MAGIC {
             return Err("not a Plinth cache entry of this version".to_owned());
         }
-        let (header, artifact) = bytes.split_at(HEADER_LEN);
-        let (compiled_from, checksum) = header[MAGIC.len()..].split_at(32);
+        hasher.update(compiled_from);
+        if hasher.finalize().as_bytes() != checksum {
+            return Err("checksum mismatch (corrupt or truncated)".to_owned());
+        }
         if compiled_from != wasm_sha256.as_bytes() {
             return Err(
                 "it was compiled from another wasm file (copied from another plugin?)".to_owned(),
             );
         }
-        if Sha256::of(artifact).as_bytes() != checksum {
-            return Err("checksum mismatch (corrupt or truncated)".to_owned());
-        }
-        if Engine::detect_precompiled(artifact) != Some(Precompiled::Component) {
-            return Err("not a compiled component for this engine".to_owned());
-        }
-        // SAFETY: the artifact was written by this cache for this very wasm
-        // (its sha256 in the header, checksum over the exact bytes loaded,
-        // read from one descriptor of a file only we can write, reached
-        // through directories only we can write) for an engine with the
-        // same compatibility hash; wasmtime re-checks the engine settings.
-        unsafe { Component::deserialize(engine, artifact) }
+        // SAFETY: the file was written by this cache for this very wasm (its
+        // sha256 in the trailer, checksum checked over the content through
+        // this descriptor, a regular file only we can write, reached through
+        // directories only we can write) for an engine with the same
+        // compatibility hash; wasmtime re-checks the engine settings.
+        // `/proc/self/fd/N` is the inode checked, not whatever the path
+        // names by now. The trailer after the ELF image is outside every
+        // section, where wasmtime does not look.
+        let checked = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        unsafe { Component::deserialize_file(engine, &checked) }
             .map(Some)
-            .map_err(|error| error.to_string())
+            .map_err(|error| format!("{error:#}"))
     }
 }
 
@@ -218,10 +248,13 @@ fn write_entry(
 ) -> std::io::Result<()> {
     let temporary = rel.with_extension(format!("tmp{}", std::process::id()));
     let mut file = beneath::create(root, &temporary, 0o600)?;
-    file.write_all(MAGIC)?;
-    file.write_all(wasm_sha256.as_bytes())?;
-    file.write_all(Sha256::of(artifact).as_bytes())?;
+    let mut checksum = blake3::Hasher::new();
+    checksum.update(artifact);
+    checksum.update(wasm_sha256.as_bytes());
     file.write_all(artifact)?;
+    file.write_all(wasm_sha256.as_bytes())?;
+    file.write_all(checksum.finalize().as_bytes())?;
+    file.write_all(MAGIC)?;
     file.sync_all()?;
     beneath::rename(root, &temporary, rel)
 }

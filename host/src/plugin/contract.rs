@@ -17,6 +17,9 @@ pub use super::bindings::exports::plinth::bootstrap::join_decision::{
 };
 pub use super::bindings::exports::plinth::bootstrap::post_pki::{Certificate, KeyAlgorithm};
 pub use super::bindings::exports::plinth::bootstrap::pre_init::{NodeFacts, PreInitAnswer};
+pub use super::bindings::exports::plinth::bootstrap::readiness::{
+    CheckSpec, Observation, ProbeResult,
+};
 pub use super::bindings::plinth::bootstrap::types::{Finding, Metadata, Severity};
 
 use crate::phase::Phase;

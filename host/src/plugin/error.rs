@@ -75,6 +75,8 @@ pub enum PluginError {
         #[source]
         failure: CallFailure,
     },
+    #[error(transparent)]
+    Signature(#[from] super::signature::SignatureError),
     #[error("cannot set up the WebAssembly engine")]
     Engine(#[source] EngineCause),
 }

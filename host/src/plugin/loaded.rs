@@ -11,21 +11,22 @@ use wasmtime::component::Component;
 
 use super::cache::{Cache, LoadKind};
 use super::contract::{
-    CONTRACT_VERSION, Certificate, FailurePolicy, Finding, Hook, Image, JoinFacts, Metadata,
-    NodeFacts, PreInitAnswer, Proposal,
+    CONTRACT_VERSION, Certificate, CheckSpec, FailurePolicy, Finding, Hook, Image, JoinFacts,
+    Metadata, NodeFacts, Observation, PreInitAnswer, ProbeResult, Proposal,
 };
 use super::engine::Runtime;
 use super::error::PluginError;
 use super::linked::Linked;
 use super::manifest::Manifest;
-use super::sandbox::{self, CallFailure, CallTarget, Limits};
+use super::sandbox::{self, CallFailure, CallRecord, CallTarget, Limits};
+use super::signature::{SignaturePolicy, SignatureStatus};
 use crate::journal::{Entry, LogDropped, Verdict};
 use crate::phase::Phase;
 use crate::sha256::Sha256;
 
 /// The largest plugin file read: a componentize-py plugin, the Python
 /// interpreter inside, is about 40 MiB.
-const MAX_WASM_BYTES: u64 = 256 << 20;
+pub(crate) const MAX_WASM_BYTES: u64 = 256 << 20;
 /// Longest metadata field or settings message accepted at load.
 const MAX_METADATA_BYTES: usize = 4096;
 /// Most settings messages accepted from `validate-settings`.
@@ -47,25 +48,52 @@ pub struct Plugin {
     load: LoadKind,
     /// Log lines `describe` and `validate-settings` wrote past their budget.
     load_log_dropped: Option<LogDropped>,
+    signature: SignatureStatus,
     linked: Linked,
 }
 
 impl Plugin {
     /// Load one plugin file, with its manifest beside it: compile it (or
     /// take it from `cache`), check its contract, link it, and ask it to
-    /// describe itself and validate its settings. The plugin keeps
-    /// `runtime` alive, and with it the clock that enforces its deadlines.
-    pub fn load(runtime: &Arc<Runtime>, cache: &Cache, path: &Path) -> Result<Self, PluginError> {
+    /// describe itself and validate its settings. Its signature is checked
+    /// against `signatures` before anything else is done with its bytes.
+    /// The plugin keeps `runtime` alive, and with it the clock that
+    /// enforces its deadlines.
+    pub fn load(
+        runtime: &Arc<Runtime>,
+        cache: &Cache,
+        path: &Path,
+        signatures: &SignaturePolicy,
+    ) -> Result<Self, PluginError> {
+        Self::load_with_manifest(
+            runtime,
+            cache,
+            path,
+            &path.with_extension("toml"),
+            signatures,
+        )
+    }
+
+    /// [`Plugin::load`] with the manifest read from `manifest` rather than
+    /// from beside the file (`plugins invoke --manifest`).
+    pub fn load_with_manifest(
+        runtime: &Arc<Runtime>,
+        cache: &Cache,
+        path: &Path,
+        manifest: &Path,
+        signatures: &SignaturePolicy,
+    ) -> Result<Self, PluginError> {
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let manifest = Manifest::read(&path.with_extension("toml"))?;
+        let manifest = Manifest::read(manifest)?;
         let wasm =
             crate::regular_file::read(path, MAX_WASM_BYTES).map_err(|source| PluginError::Io {
                 path: path.to_owned(),
                 source,
             })?;
+        let signature = signatures.check(path, &wasm)?;
         let sha256 = Sha256::of(&wasm);
         if let Some(expected) = manifest.sha256
             && expected != sha256
@@ -104,6 +132,7 @@ impl Plugin {
             hooks,
             load,
             load_log_dropped,
+            signature,
             linked,
         })
     }
@@ -147,6 +176,21 @@ impl Plugin {
         self.load
     }
 
+    /// What the last call of any of its exports cost.
+    pub fn last_call(&self) -> Option<CallRecord> {
+        *self
+            .linked
+            .target
+            .last_call
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Who signed the file, if anyone was asked to.
+    pub fn signature(&self) -> &SignatureStatus {
+        &self.signature
+    }
+
     /// Its position in every chain, when the manifest sets one.
     pub fn order(&self) -> Option<i64> {
         self.manifest.order
@@ -179,7 +223,7 @@ impl Plugin {
         entry.log_dropped = self.load_log_dropped;
         let hooks: Vec<_> = self.hooks.iter().map(|hook| hook.as_str()).collect();
         entry.detail(
-            serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata}),
+            serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata, "signature": self.signature}),
         )
     }
 }
@@ -321,4 +365,8 @@ typed_calls! {
     post_pki(certificates: &[Certificate]) -> Vec<Finding> = PostPki.call_audit;
     /// image-resolve `resolve`: the next image list, or a refusal.
     image_resolve(images: &[Image]) -> Result<Vec<Image>, String> = ImageResolve.call_resolve;
+    /// readiness `checks`: the URLs the plugin wants probed.
+    readiness_checks() -> Vec<CheckSpec> = Readiness.call_checks;
+    /// readiness `evaluate`: the plugin's judgement of one observation.
+    readiness_evaluate(check: &str, seen: &Observation) -> ProbeResult = Readiness.call_evaluate;
 }

@@ -16,6 +16,7 @@ mod linked;
 mod loaded;
 mod manifest;
 mod sandbox;
+pub mod signature;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,9 +27,11 @@ pub use cache::{Cache, LoadKind};
 pub(crate) use engine::MAX_MEMORY_MIB;
 pub use engine::{Allocation, Runtime};
 pub use error::PluginError;
+pub(crate) use loaded::MAX_WASM_BYTES;
 pub use loaded::Plugin;
 pub use manifest::Manifest;
-pub use sandbox::{CallFailure, Limits};
+pub use sandbox::{CallFailure, CallRecord, Limits};
+pub use signature::{SignaturePolicy, SignatureStatus};
 
 use contract::Hook;
 
@@ -44,7 +47,11 @@ pub struct PluginSet {
 impl PluginSet {
     /// The plugins of `dir`, none without one. With a data dir, compiled
     /// components are cached in it.
-    pub fn open(dir: Option<&Path>, data_dir: Option<&DataDir>) -> Result<Self, PluginError> {
+    pub fn open(
+        dir: Option<&Path>,
+        data_dir: Option<&DataDir>,
+        signatures: &SignaturePolicy,
+    ) -> Result<Self, PluginError> {
         let Some(dir) = dir else {
             return Ok(Self {
                 plugins: Vec::new(),
@@ -55,15 +62,20 @@ impl PluginSet {
             Some(data_dir) => Cache::in_data_dir(data_dir, runtime.engine()),
             None => Cache::disabled(runtime.engine()),
         };
-        Self::load(&runtime, &cache, dir)
+        Self::load(&runtime, &cache, dir, signatures)
     }
 
     /// Load every `*.wasm` in `dir`. Order: the manifest's `order` first
     /// (lowest first), then plugins without one by file name.
-    pub fn load(runtime: &Arc<Runtime>, cache: &Cache, dir: &Path) -> Result<Self, PluginError> {
+    pub fn load(
+        runtime: &Arc<Runtime>,
+        cache: &Cache,
+        dir: &Path,
+        signatures: &SignaturePolicy,
+    ) -> Result<Self, PluginError> {
         let mut plugins = discover(dir)?
             .iter()
-            .map(|path| Plugin::load(runtime, cache, path))
+            .map(|path| Plugin::load(runtime, cache, path, signatures))
             .collect::<Result<Vec<_>, _>>()?;
         plugins.sort_by(|a, b| chain_key(a).cmp(&chain_key(b)));
         Ok(Self { plugins })

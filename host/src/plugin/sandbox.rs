@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Instance, InstancePre, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, Trap};
@@ -109,12 +109,15 @@ pub(crate) struct Sandbox {
 struct MemoryCap {
     bytes: usize,
     exceeded: bool,
+    /// Linear memory of every memory of the instance, grown so far: memory
+    /// never shrinks, so this is the call's peak.
+    total: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
@@ -124,6 +127,7 @@ impl ResourceLimiter for MemoryCap {
             // memory may spin or abort in ways that hide the cause.
             return Err(wasmtime::format_err!("memory cap reached"));
         }
+        self.total = self.total.saturating_add(desired.saturating_sub(current));
         Ok(true)
     }
 
@@ -146,6 +150,9 @@ pub(crate) struct CallTarget {
     /// Log lines dropped by calls since the caller last took the count
     /// ([`CallTarget::take_log_dropped`]), for its journal entry.
     pub log_dropped: Arc<Mutex<LogDropped>>,
+    /// The last call's record: one slot, overwritten, so a plugin called
+    /// every second for days keeps no history.
+    pub last_call: Arc<Mutex<Option<CallRecord>>>,
 }
 
 impl CallTarget {
@@ -155,6 +162,7 @@ impl CallTarget {
             settings: Arc::new(settings),
             limits,
             log_dropped: Arc::default(),
+            last_call: Arc::default(),
         }
     }
 
@@ -168,6 +176,15 @@ impl CallTarget {
     }
 }
 
+/// What one call cost, as `plugins invoke` reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallRecord {
+    /// Instantiation, the call and dropping the Store.
+    pub took: Duration,
+    /// Peak linear memory of the instance, all its memories together.
+    pub peak_memory_bytes: usize,
+}
+
 /// Instantiate `pre` in a fresh Store and run `body` against the instance.
 /// The Store, trapped or not, is dropped when this returns.
 pub fn call<R>(
@@ -176,6 +193,7 @@ pub fn call<R>(
     hook: &'static str,
     body: impl FnOnce(&mut Store<Sandbox>, &Instance) -> wasmtime::Result<R>,
 ) -> Result<R, CallFailure> {
+    let started = Instant::now();
     let stdout = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
     let stderr = MemoryOutputPipe::new(OUTPUT_CAPTURE_BYTES);
     // Nothing granted: the builder's defaults have no preopens, arguments or
@@ -195,6 +213,7 @@ pub fn call<R>(
         cap: MemoryCap {
             bytes: memory_bytes,
             exceeded: false,
+            total: 0,
         },
         plugin: Arc::clone(&target.plugin),
         hook,
@@ -237,7 +256,17 @@ pub fn call<R>(
         total.lines += dropped.lines;
         total.bytes += dropped.bytes;
     }
-    outcome.map_err(|error| classify(&error, store.data().cap.exceeded, &target.limits))
+    let (exceeded, peak_memory_bytes) = (store.data().cap.exceeded, store.data().cap.total);
+    drop(store);
+    let record = CallRecord {
+        took: started.elapsed(),
+        peak_memory_bytes,
+    };
+    *target
+        .last_call
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(record);
+    outcome.map_err(|error| classify(&error, exceeded, &target.limits))
 }
 
 fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> CallFailure {

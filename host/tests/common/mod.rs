@@ -7,6 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// Every hook of the contract, in bootstrap order, by its WIT name.
+pub const HOOKS: [&str; 5] = [
+    "pre-init",
+    "join-decision",
+    "post-pki",
+    "image-resolve",
+    "readiness",
+];
+
 /// The component built from guest package `package` (`cargo xtask plugins`).
 pub fn guest(package: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
@@ -153,6 +162,16 @@ pub fn journal(data: &Path) -> Vec<serde_json::Value> {
         .unwrap_or_default()
         .lines()
         .map(|line| serde_json::from_str(line).expect("journal lines are JSON"))
+        .collect()
+}
+
+/// How each plugin of each run was loaded (`compiled`, `cached`, ...), in
+/// journal order.
+pub fn load_kinds(data: &Path) -> Vec<String> {
+    journal(data)
+        .into_iter()
+        .filter(|e| e["phase"] == "plugins")
+        .map(|e| e["detail"]["load"]["kind"].as_str().unwrap().to_owned())
         .collect()
 }
 
