@@ -233,7 +233,7 @@ fn a_leaf_never_outlives_a_ca_brought_by_the_user() {
     let run = init_only(data.path(), None, &[]);
     run.expect_code(0);
     assert!(
-        run.stdout.contains("pki: 0 new or reissued"),
+        run.stdout.contains("pki: nothing new or reissued"),
         "{}",
         run.stdout
     );
