@@ -71,6 +71,7 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
         .transpose()?;
     let data_dir = DataDir::lock(&options.data_dir)?;
     let journal = Journal::open(&data_dir)?;
+    journal.record_all(data_dir.tightened().iter().map(Entry::tightened))?;
     match after_lock(
         options,
         &data_dir,
@@ -259,6 +260,13 @@ impl Phases {
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error> {
         tracing::debug!(phase = phase.as_str(), "starting");
+        // Test hook, debug builds only: a bug in a phase, to prove that a
+        // panic still ends in one line and a journal entry.
+        if cfg!(debug_assertions)
+            && std::env::var_os("PLINTH_TEST_PANIC_IN").is_some_and(|p| p == phase.as_str())
+        {
+            panic!("PLINTH_TEST_PANIC_IN={phase}");
+        }
         let started = Instant::now();
         let value = body().map_err(Into::into)?;
         let took = started.elapsed();

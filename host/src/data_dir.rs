@@ -13,6 +13,12 @@
 //! and takes no lock. [`Stage`](crate::stage::Stage),
 //! [`Journal`](crate::journal::Journal) and the compiled-plugin cache are
 //! opened from a locked [`DataDir`], so they cannot exist without the lock.
+//!
+//! Taking the lock also checks that the data dir can be trusted as it is
+//! ([`trust`]): a data dir another user could write, a link planted in it,
+//! a file someone else owns is refused before anything is read or written.
+//! Everything inside it is then reached through [`beneath`], which never
+//! follows a link.
 
 use std::fs::File;
 use std::io;
@@ -21,6 +27,11 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::error_class::ErrorClass;
+
+pub(crate) mod beneath;
+pub mod trust;
+
+pub use trust::Tightened;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -34,6 +45,8 @@ pub enum DataDirError {
         "another Plinth process is working on the data dir {path}; wait for it to finish, or give this one another --data-dir"
     )]
     Busy { path: PathBuf },
+    #[error("refusing the data dir: {path} {problem}")]
+    Untrusted { path: PathBuf, problem: String },
 }
 
 impl DataDirError {
@@ -41,6 +54,7 @@ impl DataDirError {
         match self {
             Self::Prepare { .. } => ErrorClass::Internal,
             Self::Busy { .. } => ErrorClass::Busy,
+            Self::Untrusted { .. } => ErrorClass::Invalid,
         }
     }
 }
@@ -66,6 +80,17 @@ impl DataDirView {
     /// `rel`, a path relative to the data dir, made absolute.
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
+    }
+
+    /// The file `rel` (relative to the data dir), at most `limit` bytes,
+    /// never read through a link; `None` when it does not exist.
+    pub(crate) fn read(&self, rel: impl AsRef<Path>, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        beneath::read(&self.root, rel.as_ref(), limit)
+    }
+
+    /// Whether `rel` is a regular file of ours (a link is not).
+    pub(crate) fn is_file(&self, rel: impl AsRef<Path>) -> bool {
+        beneath::is_file(&self.root, rel.as_ref())
     }
 }
 
@@ -124,12 +149,15 @@ pub struct DataDir {
     /// The directory itself, opened and `flock`ed; closing it releases the
     /// lock.
     _lock: File,
+    /// Secrets whose modes were tightened when the lock was taken.
+    tightened: Vec<Tightened>,
 }
 
 impl DataDir {
     /// Create the data dir (0700, with missing parents) if it does not
     /// exist, and take its lock without waiting: [`DataDirError::Busy`] when
-    /// another process holds it.
+    /// another process holds it. Then check that it can be trusted
+    /// ([`trust::check`]): [`DataDirError::Untrusted`] names what is wrong.
     pub fn lock(root: impl Into<PathBuf>) -> Result<Self, DataDirError> {
         let view = DataDirView::new(root);
         let prepare = |source| DataDirError::Prepare {
@@ -150,7 +178,34 @@ impl DataDir {
             }
             return Err(prepare(error));
         }
-        Ok(Self { view, _lock: dir })
+        let tightened = trust::check(
+            &view.root,
+            Path::new(DataDirView::PKI),
+            Path::new(DataDirView::PLUGIN_CACHE),
+        )
+        .map_err(|untrusted| DataDirError::Untrusted {
+            path: untrusted.path,
+            problem: untrusted.problem,
+        })?;
+        for file in &tightened {
+            tracing::warn!(
+                path = %file.path.display(),
+                "readable by others (mode {:04o}), which it holds secrets: tightened to {:04o}; treat what it holds as exposed if others could log in here",
+                file.old_mode,
+                file.old_mode & 0o700
+            );
+        }
+        Ok(Self {
+            view,
+            _lock: dir,
+            tightened,
+        })
+    }
+
+    /// Secrets (keys, kubeconfigs) that were readable by others when the
+    /// lock was taken, and have been made private since.
+    pub fn tightened(&self) -> &[Tightened] {
+        &self.tightened
     }
 
     /// The paths, for code that only reads.

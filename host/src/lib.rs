@@ -12,6 +12,8 @@ pub mod controller;
 pub mod data_dir;
 mod error;
 mod error_class;
+#[cfg(test)]
+mod fuzz;
 pub mod hooks;
 pub mod images;
 pub mod invoke;
@@ -21,6 +23,7 @@ pub mod node;
 pub(crate) mod phase;
 pub mod pki;
 pub mod plugin;
+mod regular_file;
 pub mod report;
 mod retry;
 pub mod run;
@@ -28,7 +31,7 @@ pub mod scaffold;
 mod sha256;
 pub mod stage;
 pub mod status;
-mod terminal;
+pub mod terminal;
 
 pub use error::Error;
 pub use error_class::ErrorClass;

@@ -38,28 +38,68 @@ fn exit_code(class: ErrorClass) -> u8 {
         ErrorClass::Denied => 3,
         ErrorClass::PluginFailed => 4,
         ErrorClass::Unreachable => 5,
-        // Shares usage's code until the exit codes are revised (issue 11).
-        ErrorClass::Busy => 2,
+        ErrorClass::Busy => 6,
     }
 }
+
+/// `pki check-expiration`'s own codes (its `--help` lists them): what a
+/// cron job acts on.
+const CERTIFICATE_EXPIRED: u8 = 8;
+const CERTIFICATE_BROKEN: u8 = 9;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    match run(cli.command) {
-        Ok(code) => code.into(),
-        Err(error) => {
+    std::panic::set_hook(Box::new(last_resort));
+    // A panic is a bug; it still ends in one line and a documented code.
+    let outcome = std::panic::catch_unwind(|| run(cli.command));
+    match outcome {
+        Err(_) => {
+            let message = PANIC_MESSAGE
+                .lock()
+                .ok()
+                .and_then(|mut message| message.take())
+                .unwrap_or_else(|| "a panic".to_owned());
+            eprintln!(
+                "plinth: error: internal error (a bug in Plinth, please report it): {message}"
+            );
+            INTERNAL.into()
+        }
+        Ok(Ok(code)) => code.into(),
+        Ok(Err(error)) => {
             let class = error
                 .downcast_ref::<Error>()
                 .map_or(ErrorClass::Internal, Error::class);
-            // One line, whatever the causes had in them: scripts grep it.
-            let line = format!("{error:#}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            // One line, whatever the causes had in them (a plugin's reason
+            // included): scripts grep it, and a terminal shows it as text.
+            let line = plinth::terminal::one_line(&format!("{error:#}"));
             eprintln!("plinth: error: {line}");
             exit_code(class).into()
         }
+    }
+}
+
+/// What the last panic said, for the one line `main` prints.
+static PANIC_MESSAGE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The panic hook: remember the message for `main`'s one line and append it
+/// to the journal, if one is open; print nothing itself (no multi-line
+/// report on a terminal, no backtrace a script would have to parse).
+fn last_resort(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    let location = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let message = plinth::terminal::escape(&format!("{payload}{location}")).into_owned();
+    plinth::journal::record_panic(&message);
+    if let Ok(mut last) = PANIC_MESSAGE.try_lock() {
+        *last = Some(message);
     }
 }
 
@@ -150,8 +190,15 @@ fn run(command: Command) -> anyhow::Result<u8> {
             let report = plinth::pki::check_expiration(&data_dir, OffsetDateTime::now_utc())
                 .map_err(Error::from)?;
             print(&report, output)?;
-            // kubeadm-style: a non-zero exit tells a cron job to act.
-            Ok(if report.any_expired() { INTERNAL } else { DONE })
+            // A non-zero exit tells a cron job to act; a broken set is worse
+            // than an expired one.
+            Ok(if report.any_missing_or_invalid() {
+                CERTIFICATE_BROKEN
+            } else if report.any_expired() {
+                CERTIFICATE_EXPIRED
+            } else {
+                DONE
+            })
         }
         Command::Airgap(AirgapCommand::ListImages {
             all,

@@ -15,6 +15,7 @@ use crate::plugin::{
     SignatureStatus,
 };
 use crate::sha256::Sha256;
+use crate::terminal::escape;
 
 /// `plinth plugins inspect FILE`.
 #[derive(Debug, Serialize)]
@@ -74,10 +75,13 @@ pub struct Verification {
 
 pub fn verify(file: &Path, allowed_signers: &Path) -> Result<Verification, Error> {
     let allowed = AllowedSigners::read(allowed_signers).map_err(PluginError::from)?;
-    let bytes = std::fs::read(file).map_err(|source| PluginError::Io {
-        path: file.to_owned(),
-        source,
-    })?;
+    let bytes =
+        crate::regular_file::read(file, crate::plugin::MAX_WASM_BYTES).map_err(|source| {
+            PluginError::Io {
+                path: file.to_owned(),
+                source,
+            }
+        })?;
     let signer = allowed
         .verify_file(file, &bytes)
         .map_err(PluginError::from)?;
@@ -116,9 +120,10 @@ impl fmt::Display for Inspection {
                 .join(", ")
         };
         writeln!(f, "file:        {}", self.file.display())?;
-        writeln!(f, "name:        {}", self.name)?;
-        writeln!(f, "version:     {}", self.version)?;
-        writeln!(f, "description: {}", self.description)?;
+        // What the plugin said about itself, escaped for the terminal.
+        writeln!(f, "name:        {}", escape(&self.name))?;
+        writeln!(f, "version:     {}", escape(&self.version))?;
+        writeln!(f, "description: {}", escape(&self.description))?;
         writeln!(f, "contract:    {}", self.contract)?;
         writeln!(f, "exports:     {}", hooks(&self.exported_hooks))?;
         writeln!(f, "serves:      {}", hooks(&self.served_hooks))?;
@@ -245,7 +250,7 @@ impl fmt::Display for Summary<'_> {
             f,
             "join decision: {} ({})",
             join.action.as_str(),
-            join.reason
+            escape(&join.reason)
         )?;
         if changed.is_empty() {
             writeln!(

@@ -16,8 +16,8 @@ impl Sha256 {
         Self(sha2::Sha256::digest(bytes).into())
     }
 
-    /// The 32 bytes, for comparisons that must take constant time (a join
-    /// token's secret).
+    /// The 32 bytes: for comparisons that must take constant time (a join
+    /// token's secret), and as a compiled-cache entry records its wasm.
     pub(crate) fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

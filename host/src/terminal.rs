@@ -44,9 +44,8 @@ pub fn clipped(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// An error and its causes on one line, `: `-separated (a client library's
-/// own text often says only "error sending request"), whitespace runs (the
-/// newlines of a parser's message) folded to one space, and escaped.
+/// An error and its causes as [`one_line`], `: `-separated (a client
+/// library's own text often says only "error sending request").
 pub fn error_line(error: &dyn std::error::Error) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();
@@ -55,8 +54,27 @@ pub fn error_line(error: &dyn std::error::Error) -> String {
         line.push_str(&error.to_string());
         cause = error.source();
     }
-    let folded = line.split_whitespace().collect::<Vec<_>>().join(" ");
-    escape(&folded).into_owned()
+    one_line(&line)
+}
+
+/// Longest run of non-blank text an error line repeats whole.
+const MAX_WORD_CHARS: usize = 200;
+
+/// An error message as one line: whitespace runs (a parser's newlines)
+/// folded to one space, every word longer than a line's worth cut (a parser
+/// quoting a megabyte value back), and control characters escaped.
+pub fn one_line(message: &str) -> String {
+    let words: Vec<String> = message
+        .split_whitespace()
+        .map(|word| {
+            if word.chars().count() <= MAX_WORD_CHARS {
+                return escape(word).into_owned();
+            }
+            let head: String = word.chars().take(MAX_WORD_CHARS / 2).collect();
+            format!("{}…[{} bytes]", escape(&head), word.len())
+        })
+        .collect();
+    words.join(" ")
 }
 
 #[cfg(test)]
@@ -90,6 +108,18 @@ mod tests {
         assert_eq!(
             error_line(&outer),
             "cannot prepare the data dir /d: connection refused\\u{1b}"
+        );
+    }
+
+    #[test]
+    fn one_line_folds_whitespace_and_cuts_huge_words() {
+        let line = one_line(&format!(
+            "invalid type:\n  string \"{}\", expected u16",
+            "9".repeat(500_000)
+        ));
+        assert!(
+            line.len() < 300 && line.contains("500003 bytes") && line.ends_with("expected u16"),
+            "{line}"
         );
     }
 }

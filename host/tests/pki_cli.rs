@@ -149,6 +149,11 @@ enum KillAt {
     AfterStart(Duration),
     /// This long after the process logged that the commit phase starts.
     IntoCommit(Duration),
+    /// This long after the commit record appeared on disk: the commit is
+    /// decided from that instant, so a kill here exercises the roll-forward
+    /// whatever the machine's fsync latency (a loaded machine can spend more
+    /// than all of `INTO_COMMIT_MICROS` fsyncing the staged files first).
+    OnceDecided(Duration),
 }
 
 /// What a kill left behind, judged before the next run recovers.
@@ -190,16 +195,25 @@ fn run_and_kill(data: &Path, config: &Path, at: KillAt) -> bool {
         }
         log
     });
+    let aimed_at_commit = !matches!(at, KillAt::AfterStart(_));
+    if aimed_at_commit && commit_seen.recv_timeout(Duration::from_secs(120)).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "the run never reached the commit phase:\n{}",
+            reader.join().unwrap_or_default()
+        );
+    }
     match at {
-        KillAt::AfterStart(delay) => thread::sleep(delay),
-        KillAt::IntoCommit(delay) => {
-            if commit_seen.recv_timeout(Duration::from_secs(120)).is_err() {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "the run never reached the commit phase:\n{}",
-                    reader.join().unwrap_or_default()
-                );
+        KillAt::AfterStart(delay) | KillAt::IntoCommit(delay) => thread::sleep(delay),
+        KillAt::OnceDecided(delay) => {
+            let record = data.join(".stage/commit");
+            let give_up = Instant::now() + Duration::from_secs(30);
+            while !record.exists()
+                && child.try_wait().expect("poll plinth").is_none()
+                && Instant::now() < give_up
+            {
+                thread::sleep(Duration::from_micros(20));
             }
             thread::sleep(delay);
         }
@@ -346,6 +360,9 @@ fn assert_no_stage(data: &Path, context: &str) {
 /// phase announced itself.
 const INTO_COMMIT_MICROS: [u64; 8] = [0, 200, 500, 1_000, 1_500, 2_500, 4_000, 8_000];
 
+/// Kills right after, and shortly after, the commit record appeared.
+const ONCE_DECIDED_MICROS: [u64; 3] = [0, 300, 1_000];
+
 /// The commit phase lasts milliseconds and the log line that aims a kill at
 /// it arrives with scheduling jitter: until a kill has landed inside it, its
 /// sweep is repeated this many more times at most.
@@ -368,10 +385,16 @@ fn kill_points(run: Duration) -> Vec<KillAt> {
     points
 }
 
+/// Kills timed from the commit line, then kills aimed at the decided
+/// commit itself (see [`KillAt::OnceDecided`]).
 fn commit_sweep() -> impl Iterator<Item = KillAt> {
-    INTO_COMMIT_MICROS
+    let timed = INTO_COMMIT_MICROS
         .into_iter()
-        .map(|micros| KillAt::IntoCommit(Duration::from_micros(micros)))
+        .map(|micros| KillAt::IntoCommit(Duration::from_micros(micros)));
+    let decided = ONCE_DECIDED_MICROS
+        .into_iter()
+        .map(|micros| KillAt::OnceDecided(Duration::from_micros(micros)));
+    timed.chain(decided)
 }
 
 /// Where the kills of a test landed.

@@ -101,7 +101,7 @@ fn a_second_controller_on_a_running_controllers_data_dir_is_refused_and_changes_
     second.data = c1.data.clone();
     second.config = c1.config.clone();
     second.start(None);
-    assert_eq!(second.wait_exit(START), 2, "{}", second.log_text());
+    assert_eq!(second.wait_exit(START), 6, "{}", second.log_text());
     let log = second.log_text();
     assert!(
         log.contains("another Plinth process is working on the data dir"),

@@ -10,14 +10,17 @@ use crate::plugin::contract::Hook;
 /// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
 /// policy plugins.
 ///
-/// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings, a data dir another Plinth holds, a refused or
-/// malformed join token, a join API that does not present the pinned CA, a
-/// readiness URL outside the manifest's allow-urls; 3 a plugin denied, or a
-/// readiness check failed; 4 a plugin failed (trap, timeout, bad answer)
-/// under fail-closed; 5 a required component or peer is unreachable (no join
-/// API answered within the join timeout), or a readiness check was not ready
-/// within spec.readiness.timeout.
+/// Exit codes: 0 done; 1 internal error (a bug, or the machine refused
+/// something); 2 usage, invalid config, manifest, plugin file or settings,
+/// an unsafe data dir (owned by another user, writable by others, a link
+/// inside), a refused or malformed join token, a join API that does not
+/// present the pinned CA, a readiness URL outside the manifest's
+/// allow-urls; 3 a plugin denied, or a readiness check failed; 4 a plugin
+/// failed (trap, timeout, bad answer) under fail-closed; 5 a required
+/// component or peer is unreachable (no join API answered within the join
+/// timeout), or a readiness check was not ready within
+/// spec.readiness.timeout; 6 another Plinth holds the data dir. `pki
+/// check-expiration` adds 8 and 9.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {
@@ -223,7 +226,11 @@ pub enum Language {
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
-    /// When each certificate, kubeconfig and CA expires; exits 1 when one has.
+    /// When each certificate, kubeconfig and CA expires, and whether each is
+    /// signed by its CA. Exits 0 when all are there, valid, signed by their
+    /// CA and unexpired; 8 when one has expired; 9 when one is missing,
+    /// unparsable or not signed by its CA (9 wins over 8); 2 when there is
+    /// no data dir.
     CheckExpiration {
         #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
         data_dir: PathBuf,

@@ -5,8 +5,10 @@
 //! every field resolved against the embedded default and the node's facts.
 //! Only the first is ever written to disk.
 
+mod checks;
 mod cidr;
 mod duration;
+mod limits;
 mod location;
 pub mod merge;
 pub mod schema;
@@ -31,6 +33,9 @@ use crate::stage::{Stage, StageError};
 
 /// The embedded default document, also what `cargo xtask demo` runs on.
 pub(crate) const DEFAULT_YAML: &str = include_str!("default.yaml");
+
+/// The largest config file read: a real one is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +70,8 @@ pub enum ConfigError {
     },
     #[error("pre-init patch from plugin {plugin} is not a JSON object: {message}")]
     Patch { plugin: String, message: String },
+    #[error("invalid config {origin}: {message}")]
+    TooLarge { origin: String, message: String },
 }
 
 impl ConfigError {
@@ -197,10 +204,13 @@ impl Config {
     pub fn load(path: Option<&Path>, node: &NodeFacts) -> Result<Self, ConfigError> {
         match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let text =
+                    crate::regular_file::read_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+                        ConfigError::Read {
+                            path: path.to_owned(),
+                            source,
+                        }
+                    })?;
                 Self::from_yaml(&text, &path.display().to_string(), node)
             }
             None => Self::from_user(ClusterConfig::default(), EMBEDDED_DEFAULT, node),
@@ -209,6 +219,19 @@ impl Config {
 
     /// Parse a document; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+        let too_large = |message| ConfigError::TooLarge {
+            origin: origin.to_owned(),
+            message,
+        };
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(too_large(format!(
+                "the document is {} bytes; at most {MAX_CONFIG_BYTES} are accepted",
+                text.len()
+            )));
+        }
+        limits::check_flow_depth(text)
+            .and_then(|()| limits::check_expansion(text))
+            .map_err(too_large)?;
         let user: ClusterConfig = if text.trim().is_empty() {
             ClusterConfig::default()
         } else {
@@ -407,7 +430,8 @@ fn resolve(
         return Err(invalid(
             "apiVersion",
             format!(
-                "`{api_version}` is not supported; use `{}`",
+                "{} is not supported; use `{}`",
+                checks::shown(api_version),
                 schema::API_VERSION
             ),
         ));
@@ -415,7 +439,11 @@ fn resolve(
     if let Some(kind) = document.kind.as_deref().filter(|k| *k != schema::KIND) {
         return Err(invalid(
             "kind",
-            format!("`{kind}` is not supported; use `{}`", schema::KIND),
+            format!(
+                "{} is not supported; use `{}`",
+                checks::shown(kind),
+                schema::KIND
+            ),
         ));
     }
     let spec = document.spec.clone().unwrap_or_default();
@@ -428,7 +456,14 @@ fn resolve(
     let plugins = spec.plugins.unwrap_or_default();
     let defaulted = "is always set by the embedded default";
 
+    let name = document
+        .metadata
+        .clone()
+        .and_then(|m| m.name)
+        .expect(defaulted);
+    checks::name(&name).map_err(|message| invalid("metadata.name", message))?;
     let address = api.address.unwrap_or_else(|| node.primary_address());
+    checks::host_address(address).map_err(|message| invalid("spec.api.address", message))?;
     let nonzero = |key: &'static str, port: Option<u16>, default: u16| match port.expect(defaulted)
     {
         0 => Err(invalid(
@@ -440,19 +475,15 @@ fn resolve(
     let port = nonzero("spec.api.port", api.port, 6443)?;
     let plinth_api_port = nonzero("spec.api.plinthApiPort", api.plinth_api_port, 9443)?;
     let sans = api.sans.unwrap_or_default();
-    if let Some(bad) = sans.iter().find(|san| !is_valid_san(san)) {
-        return Err(invalid(
-            "spec.api.sans",
-            format!("`{bad}` is neither an IP address nor a DNS name"),
-        ));
-    }
+    checks::sans(&sans).map_err(|message| invalid("spec.api.sans", message))?;
     let cluster_domain = network.cluster_domain.expect(defaulted);
-    if !is_valid_san(&cluster_domain) || cluster_domain.parse::<IpAddr>().is_ok() {
-        return Err(invalid(
-            "spec.network.clusterDomain",
-            format!("`{cluster_domain}` is not a DNS domain"),
-        ));
-    }
+    checks::cluster_domain(&cluster_domain)
+        .map_err(|message| invalid("spec.network.clusterDomain", message))?;
+    let (service_cidr, pod_cidr) = (
+        network.service_cidr.expect(defaulted),
+        network.pod_cidr.expect(defaulted),
+    );
+    checks::networks(&service_cidr, &pod_cidr).map_err(|(key, message)| invalid(key, message))?;
     let etcd_spec = storage.etcd.clone().unwrap_or_default();
     let join_timeout = etcd_spec.join_timeout.expect(defaulted);
     let storage = match storage.storage_type.expect(defaulted) {
@@ -472,7 +503,8 @@ fn resolve(
                 return Err(invalid(
                     "spec.storage.etcd.name",
                     format!(
-                        "`{name}` is not a member name: use 1-63 letters, digits, `-`, `.` or `_` (the host name by default)"
+                        "{} is not a member name: use 1-63 letters, digits, `-`, `.` or `_` (the host name by default)",
+                        checks::shown(&name)
                     ),
                 ));
             }
@@ -483,11 +515,17 @@ fn resolve(
                     "is empty; name the etcd executable (`etcd` by default)".to_owned(),
                 ));
             }
+            let peer_address = etcd.peer_address.unwrap_or(address);
+            checks::host_address(peer_address)
+                .map_err(|message| invalid("spec.storage.etcd.peerAddress", message))?;
+            let client_address = etcd.client_address.expect(defaulted);
+            checks::host_address(client_address)
+                .map_err(|message| invalid("spec.storage.etcd.clientAddress", message))?;
             Storage::Embedded(EmbeddedEtcd {
                 name,
-                peer_address: etcd.peer_address.unwrap_or(address),
+                peer_address,
                 peer_port: nonzero("spec.storage.etcd.peerPort", etcd.peer_port, 2380)?,
-                client_address: etcd.client_address.expect(defaulted),
+                client_address,
                 client_port: nonzero("spec.storage.etcd.clientPort", etcd.client_port, 2379)?,
                 binary,
             })
@@ -500,16 +538,9 @@ fn resolve(
                     "external storage needs at least one etcd endpoint".to_owned(),
                 ));
             }
-            if let Some(bad) = external
-                .endpoints
-                .iter()
-                .find(|e| !e.starts_with("https://") && !e.starts_with("http://"))
-            {
-                return Err(invalid(
-                    "spec.storage.etcd.externalCluster.endpoints",
-                    format!("`{bad}` is not a URL; write it like https://etcd-1.example.com:2379"),
-                ));
-            }
+            checks::endpoints(&external.endpoints).map_err(|message| {
+                invalid("spec.storage.etcd.externalCluster.endpoints", message)
+            })?;
             Storage::External(ExternalEtcd {
                 endpoints: external.endpoints,
                 ca_file: external.ca_file,
@@ -522,7 +553,10 @@ fn resolve(
     let key_algorithm = key_algorithm.parse().map_err(|_| {
         invalid(
             "spec.pki.keyAlgorithm",
-            format!("`{key_algorithm}` is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"),
+            format!(
+                "{} is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
+                checks::shown(&key_algorithm)
+            ),
         )
     })?;
     let (ca, cert, renew) = (
@@ -532,6 +566,10 @@ fn resolve(
     );
     let validity = Validity::new(ca.as_time(), cert.as_time(), renew.as_time()).map_err(
         |error| match error {
+            ValidityError::TooLong => invalid(
+                "spec.pki.caValidity",
+                format!("{ca} is too long: {error}; make it shorter"),
+            ),
             ValidityError::CertNotShorterThanCa => invalid(
                 "spec.pki.certValidity",
                 format!("{cert} is not shorter than caValidity ({ca}): {error}; make it shorter"),
@@ -549,13 +587,17 @@ fn resolve(
         validity,
     };
     let repository = images.repository.filter(|r| !r.is_empty());
-    if let Some(bad) = repository
-        .as_deref()
-        .filter(|r| r.contains("://") || r.contains(char::is_whitespace))
-    {
+    if let Some(bad) = repository.as_deref().filter(|r| {
+        r.contains("://")
+            || r.chars().any(|c| c.is_whitespace() || c.is_control())
+            || r.len() > checks::MAX_REPOSITORY_BYTES
+    }) {
         return Err(invalid(
             "spec.images.repository",
-            format!("`{bad}` is not a registry; write it like `registry.example.com:5000`"),
+            format!(
+                "{} is not a registry; write it like `registry.example.com:5000`",
+                checks::shown(bad)
+            ),
         ));
     }
     let require_signatures = plugins.require_signatures.expect(defaulted);
@@ -566,11 +608,7 @@ fn resolve(
         ));
     }
     Ok(Effective {
-        name: document
-            .metadata
-            .clone()
-            .and_then(|m| m.name)
-            .expect(defaulted),
+        name,
         api: Api {
             address,
             port,
@@ -579,8 +617,8 @@ fn resolve(
         },
         network: Network {
             provider: network.provider.expect(defaulted),
-            service_cidr: network.service_cidr.expect(defaulted),
-            pod_cidr: network.pod_cidr.expect(defaulted),
+            service_cidr,
+            pod_cidr,
             cluster_domain,
             node_local_load_balancing: network
                 .node_local_load_balancing
@@ -614,23 +652,6 @@ pub(crate) fn valid_member_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-}
-
-/// An IP address, or a DNS name (wildcards allowed in the first label).
-fn is_valid_san(san: &str) -> bool {
-    if san.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    let name = san.strip_prefix("*.").unwrap_or(san);
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
 }
 
 #[cfg(test)]

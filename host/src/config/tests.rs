@@ -257,3 +257,87 @@ fn member_names_are_what_a_host_name_can_be() {
         assert!(!valid_member_name(bad), "{bad}");
     }
 }
+
+#[test]
+fn weak_or_dangerous_values_are_refused_naming_the_key() {
+    for (yaml, key) in [
+        ("metadata:\n  name: \"a\\0b\"\n", "metadata.name"),
+        (
+            "metadata:\n  name: \"a\\nplinth: error: x\"\n",
+            "metadata.name",
+        ),
+        ("metadata:\n  name: Prod\n", "metadata.name"),
+        (
+            "spec:\n  network:\n    clusterDomain: \"*.local\"\n",
+            "spec.network.clusterDomain",
+        ),
+        (
+            "spec:\n  network:\n    serviceCIDR: 0.0.0.0/0\n",
+            "spec.network.serviceCIDR",
+        ),
+        (
+            "spec:\n  network:\n    serviceCIDR: 10.0.0.0/8\n",
+            "spec.network.serviceCIDR",
+        ),
+        (
+            "spec:\n  network:\n    serviceCIDR: 127.0.0.0/16\n",
+            "spec.network.serviceCIDR",
+        ),
+        (
+            "spec:\n  network:\n    podCIDR: 10.96.0.0/16\n",
+            "spec.network.podCIDR",
+        ),
+        (
+            "spec:\n  network:\n    podCIDR: \"fd00:10::/48\"\n",
+            "spec.network.podCIDR",
+        ),
+        ("spec:\n  api:\n    address: 0.0.0.0\n", "spec.api.address"),
+        ("spec:\n  api:\n    address: \"::\"\n", "spec.api.address"),
+        (
+            "spec:\n  api:\n    address: 224.0.0.1\n",
+            "spec.api.address",
+        ),
+        (
+            "spec:\n  storage:\n    etcd:\n      peerAddress: 0.0.0.0\n",
+            "spec.storage.etcd.peerAddress",
+        ),
+        (
+            "spec:\n  storage:\n    type: external\n    etcd:\n      externalCluster:\n        endpoints: [\"file:///etc/shadow\"]\n",
+            "spec.storage.etcd.externalCluster.endpoints",
+        ),
+        (
+            "spec:\n  pki:\n    caValidity: 100000000h\n",
+            "spec.pki.caValidity",
+        ),
+    ] {
+        let error = message(parse(yaml));
+        assert!(error.contains(key), "{yaml:?}: {error}");
+        assert!(!error.contains('\0') && !error.contains('\n'), "{error:?}");
+    }
+    // What a demanding user does write still passes.
+    parse("metadata:\n  name: prod-eu.example\nspec:\n  network:\n    serviceCIDR: 10.96.0.0/12\n    podCIDR: 10.244.0.0/16\n    clusterDomain: cluster.local\n  api:\n    address: 127.0.0.2\n").unwrap();
+    parse("spec:\n  network:\n    serviceCIDR: \"fd00:10:96::/108\"\n    podCIDR: \"fd00:10:244::/56\"\n  api:\n    address: \"fd00::10\"\n").unwrap();
+}
+
+#[test]
+fn huge_values_are_never_echoed_whole() {
+    let error = message(parse(&format!(
+        "metadata:\n  name: \"{}\"\n",
+        "x".repeat(500_000)
+    )));
+    assert!(
+        error.len() < 400 && error.contains("metadata.name"),
+        "{} bytes",
+        error.len()
+    );
+    let error = message(parse(&format!(
+        "spec:\n  api:\n    port: \"{}\"\n",
+        "9".repeat(500_000)
+    )));
+    assert!(
+        error.len() < 400,
+        "{} bytes: {}",
+        error.len(),
+        &error[..200]
+    );
+}

@@ -7,10 +7,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error_class::ErrorClass;
-use crate::journal::{self, Entry, Journal, JournalError, Verdict};
+use crate::journal::{self, Entry, Journal, JournalError, LogDropped, Verdict};
 use crate::plugin::contract::{FailurePolicy, Finding, Hook, Severity};
 use crate::plugin::{CallFailure, Plugin};
 use crate::sha256::Sha256;
+use crate::terminal::escape;
 
 /// Most findings one participant may return in one call.
 pub const MAX_FINDINGS: usize = 10_000;
@@ -32,6 +33,11 @@ pub trait Participant {
     fn failure_policy(&self) -> FailurePolicy {
         FailurePolicy::Fail
     }
+
+    /// Log lines dropped past the per-call budget since last asked.
+    fn take_log_dropped(&self) -> Option<LogDropped> {
+        None
+    }
 }
 
 impl Participant for Plugin {
@@ -45,6 +51,10 @@ impl Participant for Plugin {
 
     fn failure_policy(&self) -> FailurePolicy {
         Plugin::failure_policy(self)
+    }
+
+    fn take_log_dropped(&self) -> Option<LogDropped> {
+        Plugin::take_log_dropped(self)
     }
 }
 
@@ -63,7 +73,15 @@ impl fmt::Display for Attributed {
             message,
             ..
         } = &self.finding;
-        write!(f, "{} [{rule}] {subject}: {message}", self.participant)
+        // A plugin's words, shown on a terminal: escaped.
+        write!(
+            f,
+            "{} [{}] {}: {}",
+            self.participant,
+            escape(rule),
+            escape(subject),
+            escape(message)
+        )
     }
 }
 
@@ -153,7 +171,8 @@ pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
         let started = Instant::now();
         let answer = call(participant, &current)
             .and_then(|answer| check_findings(answer, participant.name()));
-        let entry = entry.took(started.elapsed());
+        let mut entry = entry.took(started.elapsed());
+        entry.log_dropped = participant.take_log_dropped();
         match answer {
             Ok(answer) => {
                 let attributed = answer.findings.into_iter().map(|finding| Attributed {

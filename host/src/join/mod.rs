@@ -32,6 +32,10 @@ use crate::sha256::Sha256;
 #[derive(Debug, thiserror::Error)]
 pub enum JoinError {
     #[error(
+        "the join decision is join-cluster ({reason}), but no join token was given: a controller cannot join without one; pass --token-file, or have the decision create the cluster"
+    )]
+    NoToken { reason: String },
+    #[error(
         "the join token pins CA sha256 {pinned} but {path} has {actual}; this CA belongs to another cluster"
     )]
     ClusterCaMismatch {
@@ -54,9 +58,9 @@ pub enum JoinError {
 impl JoinError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::ClusterCaMismatch { .. } | Self::ClusterCaUnreadable { .. } => {
-                ErrorClass::Invalid
-            }
+            Self::ClusterCaMismatch { .. }
+            | Self::ClusterCaUnreadable { .. }
+            | Self::NoToken { .. } => ErrorClass::Invalid,
             Self::Record(error) => error.class(),
             Self::Api(error) => error.class(),
             Self::Runtime(_) => ErrorClass::Internal,
@@ -82,7 +86,7 @@ pub fn facts(
     Ok(JoinFacts {
         storage,
         etcd_member_data: storage == StorageKind::EmbeddedEtcd
-            && data_dir.etcd_member_db().is_file(),
+            && data_dir.is_file(DataDirView::ETCD_MEMBER_DB),
         join_token_present: token.is_some(),
         join_token_api: token.map(|t| t.api.clone()),
         recorded_membership: recorded.map(|r| RecordedMembership {
@@ -96,23 +100,31 @@ pub fn facts(
 }
 
 /// The cluster CAs a joining controller must stage before its PKI phase, so
-/// that it issues its leaves from them: none unless the decision is to join
-/// with a token, none when the data dir holds the CA the token pins already
-/// (a join resumed, or CAs copied by hand as with kubeadm's manual
-/// distribution), else the bundle fetched from the token's join API over
-/// TLS pinned to that CA, retried for at most `timeout`.
+/// that it issues its leaves from them: none unless the decision is to join,
+/// none when the data dir holds the CA the token pins already (a join
+/// resumed, or CAs copied by hand as with kubeadm's manual distribution),
+/// else the bundle fetched from the token's join API over TLS pinned to
+/// that CA, retried for at most `timeout`. A join needs a token, whoever
+/// proposed it: a plugin turning the decision into a join without one would
+/// otherwise have a brand-new CA made.
 pub(crate) fn fetch_bundle(
     decision: &Proposal,
     token: Option<&JoinToken>,
     data_dir: &DataDirView,
     timeout: Duration,
 ) -> Result<Option<CaBundle>, JoinError> {
-    let Some(token) = token.filter(|_| decision.action == JoinAction::JoinCluster) else {
+    if decision.action != JoinAction::JoinCluster {
         return Ok(None);
+    }
+    let Some(token) = token else {
+        return Err(JoinError::NoToken {
+            reason: crate::terminal::escape(&decision.reason).into_owned(),
+        });
     };
-    let path = data_dir.path(crate::pki::cluster_ca_cert());
-    if path.exists() {
-        let Some(actual) = token::certificate_sha256(&path) else {
+    let rel = crate::pki::cluster_ca_cert();
+    let path = data_dir.path(&rel);
+    if data_dir.is_file(&rel) {
+        let Some(actual) = token::certificate_sha256(data_dir, &rel) else {
             return Err(JoinError::ClusterCaUnreadable { path });
         };
         if actual != token.ca_sha256 {

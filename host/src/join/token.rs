@@ -14,12 +14,12 @@
 //! errors far from their cause.
 
 use std::fmt;
-use std::io::Read;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
 
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::sha256::Sha256;
 
@@ -173,24 +173,20 @@ impl JoinToken {
     /// Read a token file: at most 512 bytes, one line (a final newline is
     /// allowed).
     pub fn read(path: &Path) -> Result<Self, TokenError> {
-        let read_error = |source| TokenError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let file = std::fs::File::open(path).map_err(read_error)?;
-        let mut bytes = Vec::new();
-        file.take(MAX_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(read_error)?;
         let malformed = |message: String| TokenError::Malformed {
             path: path.to_owned(),
             message,
         };
-        if bytes.len() as u64 > MAX_FILE_BYTES {
-            return Err(malformed(format!(
-                "the file is longer than {MAX_FILE_BYTES} bytes"
-            )));
-        }
+        let bytes = crate::regular_file::read(path, MAX_FILE_BYTES).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::FileTooLarge {
+                malformed(format!("the file is longer than {MAX_FILE_BYTES} bytes"))
+            } else {
+                TokenError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
         let text = String::from_utf8(bytes).map_err(|_| malformed("it is not UTF-8".into()))?;
         let line = text
             .strip_suffix('\n')
@@ -202,6 +198,8 @@ impl JoinToken {
     /// Parse the text of a token. Errors say which field is wrong and never
     /// quote the secret.
     pub fn parse(text: &str) -> Result<Self, String> {
+        // One line of printable text: a second line would end up in the
+        // API address, secret and all (issue 11).
         if text.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err("it contains whitespace or control characters".to_owned());
         }
@@ -293,10 +291,10 @@ fn random_chars(len: usize) -> String {
         .collect()
 }
 
-/// sha256 of the DER of the PEM certificate at `path`: what a token pins.
-/// `None` when there is no readable certificate there.
-pub(crate) fn certificate_sha256(path: &Path) -> Option<Sha256> {
-    let pem = std::fs::read(path).ok()?;
+/// sha256 of the DER of the PEM certificate at `rel` in the data dir: what
+/// a token pins. `None` when there is no readable certificate there.
+pub(crate) fn certificate_sha256(data_dir: &DataDirView, rel: &Path) -> Option<Sha256> {
+    let pem = data_dir.read(rel, 1 << 20).ok()??;
     pem_certificate_sha256(&pem)
 }
 

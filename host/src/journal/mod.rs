@@ -8,7 +8,6 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -17,7 +16,7 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DataDirView, Tightened};
 use crate::error_class::ErrorClass;
 use crate::phase::Phase;
 use crate::sha256::Sha256;
@@ -27,6 +26,8 @@ pub use digest::digest;
 
 /// Who wrote an entry about the bootstrap as a whole.
 pub(crate) const HOST: &str = "plinth";
+/// Who wrote an entry about the data dir's own state.
+const DATA_DIR: &str = "builtin:data-dir";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -62,6 +63,13 @@ pub enum Verdict {
     Event,
 }
 
+/// Log lines a plugin wrote past its per-call budget, and were dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LogDropped {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
 /// One line of the journal.
 #[derive(Clone, Debug, Serialize)]
 pub struct Entry {
@@ -83,6 +91,9 @@ pub struct Entry {
     /// Hook-specific detail: the proposal chosen, the image count, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// Log lines the plugin wrote past its per-call budget, dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_dropped: Option<LogDropped>,
 }
 
 impl Entry {
@@ -98,7 +109,18 @@ impl Entry {
             duration_us: 0,
             trap: None,
             detail: None,
+            log_dropped: None,
         }
+    }
+
+    /// A secret of the data dir that was readable by others and has been
+    /// made private (`DataDir::lock`).
+    pub fn tightened(file: &Tightened) -> Self {
+        Entry::new(Phase::Bootstrap, DATA_DIR, Verdict::Event).detail(serde_json::json!({
+            "tightened": file.path,
+            "old_mode": format!("{:04o}", file.old_mode),
+            "new_mode": format!("{:04o}", file.old_mode & 0o700),
+        }))
     }
 
     /// The last line of a failed bootstrap: why it stopped, so the journal
@@ -162,24 +184,24 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let parent = path.parent().expect("the journal path has a parent");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        Ok(Self {
+        // Never through a link: a `journal` or `bootstrap.jsonl` planted as
+        // one would have Plinth append to a file of someone else's choosing.
+        let file = crate::data_dir::beneath::open_append(
+            data_dir.root(),
+            std::path::Path::new(DataDirView::JOURNAL),
+            0o600,
+        )
+        .map_err(io)?;
+        let journal = Self {
             file: Some(Arc::new(JournalFile {
                 path,
                 file: Mutex::new(file),
             })),
-        })
+        };
+        if let Ok(mut slot) = PANIC_JOURNAL.lock() {
+            *slot = Some(journal.clone());
+        }
+        Ok(journal)
     }
 
     /// A journal that writes nowhere: `airgap list-images` must not touch
@@ -274,6 +296,31 @@ impl JournalWriter {
         if self.thread.join().is_err() {
             tracing::warn!("the journal's writer panicked; its last entries may be lost");
         }
+    }
+}
+
+/// The journal a panic is recorded in: the one this process opened.
+static PANIC_JOURNAL: Mutex<Option<Journal>> = Mutex::new(None);
+
+/// Append the failure line of a panic to the journal this process opened,
+/// if any: the last resort of `main`'s panic hook. Never waits for a lock
+/// (the panicking thread may hold it), so it may record nothing.
+pub fn record_panic(message: &str) {
+    let Ok(journal) = PANIC_JOURNAL.try_lock() else {
+        return;
+    };
+    let Some(file) = journal.as_ref().and_then(|journal| journal.file.as_ref()) else {
+        return;
+    };
+    let entry = Entry::failure(format!(
+        "internal error (a bug in Plinth): panicked: {message}"
+    ));
+    let Ok(mut line) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    line.push(b'\n');
+    if let Ok(mut file) = file.file.try_lock() {
+        let _ = file.write_all(&line).and_then(|()| file.sync_data());
     }
 }
 

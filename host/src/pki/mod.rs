@@ -364,7 +364,7 @@ fn stage_kubeconfigs(
             cert_pem: &leaf_files.cert_pem,
             key_pem: leaf_files.key_pem.as_deref().unwrap_or_default(),
         };
-        let verdict = match read_optional(&data_dir.join(&rel))? {
+        let verdict = match read_optional(data_dir, &rel)? {
             None => Err(KubeconfigReason::Missing),
             Some(existing) => kubeconfig::check(&existing, &creds),
         };
@@ -426,7 +426,7 @@ fn plan_leaf(
 ) -> Result<LeafPlan, PkiError> {
     let cert_rel = set::cert_path(leaf.name);
     let key_rel = set::key_path(leaf.name);
-    let Some(cert_pem) = read_optional(&data_dir.join(&cert_rel))? else {
+    let Some(cert_pem) = read_optional(data_dir, &cert_rel)? else {
         return Ok(LeafPlan::Issue(DecisionKind::Issued));
     };
     let reissue = |reason| Ok(LeafPlan::Issue(DecisionKind::Reissued(reason)));
@@ -448,7 +448,7 @@ fn plan_leaf(
             });
         }
     };
-    let key_pem = read_optional(&data_dir.join(&key_rel))?;
+    let key_pem = read_optional(data_dir, &key_rel)?;
     let ca_cert = ca.parsed()?;
     match issue::evaluate(
         leaf,

@@ -94,6 +94,8 @@ pub enum EtcdMode {
 
 /// Not-before is backdated by this much, for clock skew between nodes.
 pub const BACKDATE: Duration = Duration::minutes(5);
+/// The longest validity of any certificate: 100 years.
+pub const MAX_VALIDITY: Duration = Duration::days(36_500);
 
 /// How long certificates live, and how close to its end a leaf is renewed.
 /// Checked once, here: CAs outlive the leaves they sign, and a leaf outlives
@@ -111,6 +113,8 @@ pub struct Validity {
 pub enum ValidityError {
     #[error("validities must be positive and the renewal window must not be negative")]
     Negative,
+    #[error("a certificate may be valid for at most 100 years (36500 days)")]
+    TooLong,
     #[error("leaves would outlive the CAs that sign them")]
     CertNotShorterThanCa,
     #[error("every run would reissue every certificate")]
@@ -125,6 +129,11 @@ impl Validity {
     ) -> Result<Self, ValidityError> {
         if !ca.is_positive() || !cert.is_positive() || renew_before.is_negative() {
             return Err(ValidityError::Negative);
+        }
+        // Far below where `now + validity` overflows a date (year 9999, the
+        // last X.509 can write), and far above any sane CA.
+        if ca > MAX_VALIDITY {
+            return Err(ValidityError::TooLong);
         }
         if cert >= ca {
             return Err(ValidityError::CertNotShorterThanCa);

@@ -21,10 +21,13 @@ use super::linked::Linked;
 use super::manifest::{ClientCertificate, Manifest};
 use super::sandbox::{self, CallFailure, CallRecord, CallTarget, Limits};
 use super::signature::{SignaturePolicy, SignatureStatus};
-use crate::journal::{Entry, Verdict};
+use crate::journal::{Entry, LogDropped, Verdict};
 use crate::phase::Phase;
 use crate::sha256::Sha256;
 
+/// The largest plugin file read: a componentize-py plugin, the Python
+/// interpreter inside, is about 40 MiB.
+pub(crate) const MAX_WASM_BYTES: u64 = 256 << 20;
 /// Longest metadata field or settings message accepted at load.
 const MAX_METADATA_BYTES: usize = 4096;
 /// Most settings messages accepted from `validate-settings`.
@@ -44,6 +47,8 @@ pub struct Plugin {
     /// Hooks it serves: the exported ones, narrowed by the manifest.
     hooks: BTreeSet<Hook>,
     load: LoadKind,
+    /// Log lines `describe` and `validate-settings` wrote past their budget.
+    load_log_dropped: Option<LogDropped>,
     signature: SignatureStatus,
     linked: Linked,
 }
@@ -84,10 +89,11 @@ impl Plugin {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let manifest = Manifest::read(manifest)?;
-        let wasm = std::fs::read(path).map_err(|source| PluginError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let wasm =
+            crate::regular_file::read(path, MAX_WASM_BYTES).map_err(|source| PluginError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let signature = signatures.check(path, &wasm)?;
         let sha256 = Sha256::of(&wasm);
         if let Some(expected) = manifest.sha256
@@ -110,16 +116,12 @@ impl Plugin {
             Some(narrowed) => exported.intersection(narrowed).copied().collect(),
             None => exported.clone(),
         };
-        let target = CallTarget {
-            plugin: Arc::from(name.as_str()),
-            settings: Arc::new(manifest.settings.clone()),
-            limits: manifest.limits(),
-            last_call: Arc::default(),
-        };
+        let target = CallTarget::new(&name, manifest.settings.clone(), manifest.limits());
         let linked =
             Linked::new(runtime, &component, &exported, target).map_err(|error| error.at(path))?;
         let metadata = describe(&linked)?;
         validate_settings(&linked)?;
+        let load_log_dropped = linked.target.take_log_dropped();
         Ok(Self {
             name,
             path: path.to_owned(),
@@ -130,6 +132,7 @@ impl Plugin {
             exported,
             hooks,
             load,
+            load_log_dropped,
             signature,
             linked,
         })
@@ -170,7 +173,7 @@ impl Plugin {
     }
 
     /// How the component came to be ready, and how long it took.
-    pub(crate) fn load_kind(&self) -> LoadKind {
+    pub fn load_kind(&self) -> LoadKind {
         self.load
     }
 
@@ -200,6 +203,12 @@ impl Plugin {
 
     pub(crate) fn limits(&self) -> Limits {
         self.linked.target.limits
+    }
+
+    /// Log lines its calls wrote past their budget since this was last
+    /// asked: the chain journals them with the call.
+    pub(crate) fn take_log_dropped(&self) -> Option<LogDropped> {
+        self.linked.target.take_log_dropped()
     }
 
     /// Whether the manifest lets this plugin add or drop images.
@@ -232,6 +241,7 @@ impl Plugin {
         let mut entry = Entry::new(Phase::Plugins, self.name.as_str(), Verdict::Event)
             .took(self.load.elapsed());
         entry.sha256 = Some(self.sha256);
+        entry.log_dropped = self.load_log_dropped;
         let hooks: Vec<_> = self.hooks.iter().map(|hook| hook.as_str()).collect();
         entry.detail(
             serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata, "signature": self.signature}),

@@ -35,6 +35,8 @@ impl ClientCertificate {
         }
     }
 }
+/// The largest manifest read: settings included, a real one is under 4 KiB.
+const MAX_MANIFEST_BYTES: u64 = 64 << 10;
 
 /// A plugin's manifest, as written. Every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -66,7 +68,7 @@ pub struct Manifest {
 impl Manifest {
     /// Read `path` if it exists; a plugin without a manifest gets defaults.
     pub fn read(path: &Path) -> Result<Self, PluginError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::regular_file::read_text(path, MAX_MANIFEST_BYTES) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self::default());
@@ -78,8 +80,13 @@ impl Manifest {
                 });
             }
         };
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check the text of a manifest; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PluginError> {
         let manifest: Self =
-            toml::from_str(&text).map_err(|source| PluginError::ManifestSyntax {
+            toml::from_str(text).map_err(|source| PluginError::ManifestSyntax {
                 path: path.to_owned(),
                 source,
             })?;

@@ -106,7 +106,7 @@ pub struct ClusterAccess {
     pub api: String,
     /// This member's peer URL; `None` with external etcd.
     pub peer_url: Option<String>,
-    ca_cert: PathBuf,
+    data_dir: DataDirView,
 }
 
 impl ClusterAccess {
@@ -150,14 +150,16 @@ impl ClusterAccess {
             etcd,
             api,
             peer_url,
-            ca_cert: data_dir.path(crate::pki::cluster_ca_cert()),
+            data_dir: data_dir.clone(),
         })
     }
 
     /// sha256 of the cluster CA, as tokens pin it.
     fn ca_sha256(&self) -> Result<Sha256, ClusterError> {
-        certificate_sha256(&self.ca_cert).ok_or_else(|| ClusterError::NoController {
-            path: self.ca_cert.clone(),
+        certificate_sha256(&self.data_dir, &crate::pki::cluster_ca_cert()).ok_or_else(|| {
+            ClusterError::NoController {
+                path: self.data_dir.path(crate::pki::cluster_ca_cert()),
+            }
         })
     }
 }

@@ -164,8 +164,9 @@ impl RunPlan {
         let config = bootstrap.config();
         let effective = config.effective();
         let ca_path = data_dir.path(crate::pki::cluster_ca_cert());
-        let ca_sha256 = crate::join::token::certificate_sha256(&ca_path)
-            .ok_or(RunError::NoClusterCa { path: ca_path })?;
+        let ca_sha256 =
+            crate::join::token::certificate_sha256(&data_dir, &crate::pki::cluster_ca_cert())
+                .ok_or(RunError::NoClusterCa { path: ca_path })?;
         let storage = match &effective.storage {
             Storage::Embedded(etcd) => StoragePlan::Embedded(Box::new(EmbeddedPlan {
                 etcd: etcd.clone(),

@@ -17,6 +17,7 @@
 //! | `describe.description` | metadata description |
 //! | `log.message` = text | on **every** call of **every** exported function, first thing: `host::log(level, text)`, then `stdout: text` on stdout and `stderr: text` on stderr (one line each) |
 //! | `log.level` | level for `log.message`: `trace` `debug` `info` (default) `warn` `error` |
+//! | `log.repeat` | how many times `log.message` is written on each call (default 1) |
 //! | `settings.invalid` = anything | `validate-settings` returns `err`, one message naming `settings.invalid` and the value |
 //! | `settings.echo` = KEY | in `pre-init`: a warning finding, subject KEY, rule `settings.echo`, message = the value of `setting(KEY)`, or `<absent>` when none |
 //!

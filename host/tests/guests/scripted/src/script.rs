@@ -153,16 +153,26 @@ impl<'a> Script<'a> {
             .unwrap_or_else(|| DEFAULT_NAME.to_string())
     }
 
-    /// `log.message`: host log, stdout and stderr.
+    /// `log.message`: host log, stdout and stderr, `log.repeat` times
+    /// (default once).
     pub fn log_message(&self, log: &dyn Fn(Level, &str)) {
         if let Some(text) = self.get("log.message") {
             let level = self
                 .get("log.level")
                 .and_then(|l| parse_level(l.trim()))
                 .unwrap_or(Level::Info);
-            log(level, &text);
-            println!("stdout: {text}");
-            eprintln!("stderr: {text}");
+            let repeat = self
+                .get("log.repeat")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .unwrap_or(1);
+            for _ in 0..repeat {
+                use std::io::Write;
+                log(level, &text);
+                // The host captures a bounded amount; past it a write
+                // fails, which `println!` would turn into a panic.
+                let _ = writeln!(std::io::stdout(), "stdout: {text}");
+                let _ = writeln!(std::io::stderr(), "stderr: {text}");
+            }
         }
     }
 
@@ -199,6 +209,11 @@ impl<'a> Script<'a> {
                 "join.action: `{v}` is not valid; expected create-cluster, join-cluster or \
                  already-member"
             ));
+        }
+        if let Some(v) = self.get("log.repeat")
+            && v.trim().parse::<u32>().is_err()
+        {
+            errors.push(format!("log.repeat: `{v}` is not a count"));
         }
         if let Some(v) = self.get("log.level")
             && parse_level(v.trim()).is_none()
