@@ -176,7 +176,7 @@ fn external_storage_needs_endpoints_and_embedded_refuses_them() {
     let error = parse("spec:\n  storage:\n    type: external\n    etcd:\n      externalCluster:\n        endpoints: [e:2379]\n")
         .unwrap_err()
         .to_string();
-    assert!(error.contains("is not a URL"), "{error}");
+    assert!(error.contains("is not an etcd endpoint"), "{error}");
 }
 
 #[test]
