@@ -179,7 +179,7 @@ impl JoinToken {
         };
         let bytes = crate::regular_file::read(path, MAX_FILE_BYTES).map_err(|source| {
             if source.kind() == std::io::ErrorKind::FileTooLarge {
-                malformed(format!("the file is longer than {MAX_FILE_BYTES} bytes"))
+                malformed(format!("the file is larger than {MAX_FILE_BYTES} bytes"))
             } else {
                 TokenError::Read {
                     path: path.to_owned(),
