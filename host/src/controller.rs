@@ -8,9 +8,10 @@
 //! config ─► plugins ─► pre-init ─► join-decision ─► pki ─► post-pki ─► image-resolve ─► commit
 //! ```
 //!
-//! A joining controller fetches the cluster's CAs after the join decision
-//! ([`join::fetch_bundle`]) and stages them first, so its leaves are issued
-//! from them and everything commits together. Run mode (`run/`) carries on
+//! After the join decision, [`join::prepare`] checks the data dir can go
+//! that way and a joining controller fetches the cluster's CAs; they are
+//! staged first (with the marker that this data dir joined), so its leaves
+//! are issued from them and everything commits together. Run mode (`run/`) carries on
 //! from the [`Bootstrap`].
 //!
 //! The data dir is locked after the configuration is read and before
@@ -30,7 +31,7 @@ use crate::error::Error;
 use crate::hooks::image_resolve::{self, CatalogDefaults};
 use crate::hooks::{Attributed, join_decision, post_pki, pre_init};
 use crate::images::{self, Catalog, Selection};
-use crate::join::{self, CaBundle, JoinToken};
+use crate::join::{self, JoinStaging, JoinToken};
 use crate::journal::{Entry, Journal};
 use crate::node::NodeFacts;
 use crate::phase::{Phase, PhaseTiming, Summarize};
@@ -136,12 +137,12 @@ fn after_lock(
         let facts = join::facts(data_dir, &config, token, node)?;
         Ok::<_, Error>(join_decision::run(&facts, &plugins, journal)?)
     })?;
-    let bundle = join::fetch_bundle(&join, token, data_dir, config.join_timeout())?;
+    let join_staging = join::prepare(&join, token, data_dir, &config)?;
 
     let staged = stage_phases(
         options,
         &config,
-        bundle.as_ref(),
+        &join_staging,
         &plugins,
         journal,
         phases,
@@ -178,15 +179,13 @@ struct Staged {
 fn stage_phases(
     options: &InitOptions,
     config: &Config,
-    bundle: Option<&CaBundle>,
+    join_staging: &JoinStaging,
     plugins: &PluginSet,
     journal: &Journal,
     phases: &mut Phases,
     stage: &mut Stage<'_>,
 ) -> Result<Staged, Error> {
-    if let Some(bundle) = bundle {
-        bundle.stage(stage)?;
-    }
+    join_staging.stage(stage)?;
     let pki = phases.run(Phase::Pki, || {
         pki::stage_pki(&config.pki_spec(&options.node), stage, options.now)
     })?;

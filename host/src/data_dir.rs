@@ -92,6 +92,26 @@ impl DataDirView {
     pub(crate) fn is_file(&self, rel: impl AsRef<Path>) -> bool {
         beneath::is_file(&self.root, rel.as_ref())
     }
+
+    /// Whether embedded etcd has a write-ahead log here: a `*.wal` file in
+    /// `etcd/member/wal`. This is how etcd itself tells a member that has
+    /// run from a fresh one (`wal.Exist`). A `member/snap/db` alone is not:
+    /// etcd creates it before it has reached its peers, and a joiner whose
+    /// first start failed has a db and no WAL.
+    pub(crate) fn has_etcd_wal(&self) -> bool {
+        let Ok(dir) = beneath::open_dir(&self.root, Path::new(Self::ETCD_WAL), false) else {
+            return false;
+        };
+        // The directory was reached without following a link; list it
+        // through the descriptor so that nothing swapped in since counts.
+        let listing = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        std::fs::read_dir(listing).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                entry.file_name().as_encoded_bytes().ends_with(b".wal")
+                    && entry.file_type().is_ok_and(|kind| kind.is_file())
+            })
+        })
+    }
 }
 
 /// Each path of the data dir once: a constant relative to the data dir (the
@@ -131,11 +151,14 @@ data_dir_paths! {
     complete_marker: COMPLETE_MARKER = ".complete";
     /// Embedded etcd's data directory.
     etcd_dir: ETCD = "etcd";
-    /// The file whose presence means this machine's etcd holds cluster
-    /// data. Deliberately storage state, not certificates: certificates can
-    /// be copied onto a fresh machine (a CA handed over for joining), data
-    /// cannot.
-    etcd_member_db: ETCD_MEMBER_DB = "etcd/member/snap/db";
+    /// The directory whose `*.wal` files mean this machine's etcd has run
+    /// as a member ([`DataDirView::has_etcd_wal`]). Deliberately storage
+    /// state, not certificates: certificates can be copied onto a fresh
+    /// machine (a CA handed over for joining), a write-ahead log cannot.
+    etcd_wal_dir: ETCD_WAL = "etcd/member/wal";
+    /// Committed with a joiner's cluster CAs: this data dir joined a
+    /// cluster and never creates one ([`crate::join::Joined`]).
+    joined_marker: JOINED_MARKER = "joined.json";
     /// The membership a joining controller recorded before it first started
     /// etcd, so a crash between "added" and "started" resumes it.
     join_record: JOIN_RECORD = "etcd/join.json";
@@ -255,7 +278,7 @@ mod tests {
             data_dir.journal_file(),
             root.join("journal/bootstrap.jsonl")
         );
-        assert_eq!(data_dir.etcd_member_db(), root.join("etcd/member/snap/db"));
+        assert_eq!(data_dir.etcd_wal_dir(), root.join("etcd/member/wal"));
     }
 
     #[test]

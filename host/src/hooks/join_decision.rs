@@ -55,7 +55,8 @@ impl JoinDecider for StorageState {
         let (action, reason) = if facts.etcd_member_data {
             (
                 JoinAction::AlreadyMember,
-                "etcd/member/snap/db exists: this machine's etcd holds cluster data".to_owned(),
+                "etcd/member/wal holds a write-ahead log: this machine's etcd has run as a member"
+                    .to_owned(),
             )
         } else if let Some(member) = &facts.recorded_membership {
             (

@@ -8,6 +8,7 @@
 
 pub mod bundle;
 pub mod client;
+mod joined;
 pub mod pinned_tls;
 pub mod record;
 pub mod token;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 pub use bundle::CaBundle;
 pub use client::JoinApiError;
+pub use joined::{Joined, MarkerError};
 pub use record::RecordError;
 pub use token::{JoinToken, TokenError};
 
@@ -27,6 +29,7 @@ use crate::error_class::ErrorClass;
 use crate::node::NodeFacts;
 use crate::plugin::contract::{JoinAction, JoinFacts, Proposal, RecordedMembership, StorageKind};
 use crate::sha256::Sha256;
+use crate::stage::{Stage, StageError};
 
 /// A join the local state cannot support, or could not get what it needs.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +50,12 @@ pub enum JoinError {
         "{path} holds no readable certificate, so it cannot be checked against the join token's CA pin; restore it, or remove the data dir's pki/ to fetch the cluster's CAs again"
     )]
     ClusterCaUnreadable { path: PathBuf },
+    #[error(
+        "this data dir joined the cluster at {api} ({path}); it does not create a cluster of its own: pass that cluster's --token-file to join again, or remove the data dir to start anew"
+    )]
+    JoinedCluster { path: PathBuf, api: String },
+    #[error(transparent)]
+    Marker(#[from] MarkerError),
     #[error(transparent)]
     Record(#[from] RecordError),
     #[error(transparent)]
@@ -60,7 +69,9 @@ impl JoinError {
         match self {
             Self::ClusterCaMismatch { .. }
             | Self::ClusterCaUnreadable { .. }
-            | Self::NoToken { .. } => ErrorClass::Invalid,
+            | Self::NoToken { .. }
+            | Self::JoinedCluster { .. }
+            | Self::Marker(_) => ErrorClass::Invalid,
             Self::Record(error) => error.class(),
             Self::Api(error) => error.class(),
             Self::Runtime(_) => ErrorClass::Internal,
@@ -85,8 +96,7 @@ pub fn facts(
     };
     Ok(JoinFacts {
         storage,
-        etcd_member_data: storage == StorageKind::EmbeddedEtcd
-            && data_dir.is_file(DataDirView::ETCD_MEMBER_DB),
+        etcd_member_data: storage == StorageKind::EmbeddedEtcd && data_dir.has_etcd_wal(),
         join_token_present: token.is_some(),
         join_token_api: token.map(|t| t.api.clone()),
         recorded_membership: recorded.map(|r| RecordedMembership {
@@ -99,28 +109,80 @@ pub fn facts(
     })
 }
 
-/// The cluster CAs a joining controller must stage before its PKI phase, so
-/// that it issues its leaves from them: none unless the decision is to join,
-/// none when the data dir holds the CA the token pins already (a join
-/// resumed, or CAs copied by hand as with kubeadm's manual distribution),
-/// else the bundle fetched from the token's join API over TLS pinned to
-/// that CA, retried for at most `timeout`. A join needs a token, whoever
-/// proposed it: a plugin turning the decision into a join without one would
-/// otherwise have a brand-new CA made.
-pub(crate) fn fetch_bundle(
+/// What a decision needs in the stage before the PKI phase: a joiner's
+/// cluster CAs, when it fetched them, and the marker saying this data dir
+/// joined a cluster.
+#[derive(Default)]
+pub(crate) struct JoinStaging {
+    bundle: Option<CaBundle>,
+    joined: Option<Joined>,
+}
+
+impl JoinStaging {
+    pub(crate) fn stage(&self, stage: &mut Stage<'_>) -> Result<(), StageError> {
+        if let Some(bundle) = &self.bundle {
+            bundle.stage(stage)?;
+        }
+        if let Some(joined) = &self.joined {
+            joined.stage(stage)?;
+        }
+        Ok(())
+    }
+}
+
+/// Check that the data dir can go the way `decision` says, and get what a
+/// join needs before its PKI phase.
+///
+/// - Creating a cluster on a data dir that joined one (embedded etcd) is
+///   refused, whoever proposed it: it would be a second cluster with the
+///   first one's CAs.
+/// - A join needs a token, whoever proposed it (a plugin turning the
+///   decision into a join without one would otherwise have a brand-new CA
+///   made), except to resume the membership `etcd/join.json` recorded.
+/// - The cluster CAs come from the data dir when it holds the CA the token
+///   pins (a join resumed, or CAs copied by hand as with kubeadm's manual
+///   distribution), else from the token's join API over TLS pinned to that
+///   CA, retried for at most the join timeout.
+pub(crate) fn prepare(
     decision: &Proposal,
     token: Option<&JoinToken>,
     data_dir: &DataDirView,
+    config: &Config,
+) -> Result<JoinStaging, JoinError> {
+    let embedded = matches!(config.effective().storage, Storage::Embedded(_));
+    match decision.action {
+        JoinAction::AlreadyMember => Ok(JoinStaging::default()),
+        JoinAction::CreateCluster => match Joined::read(data_dir)? {
+            Some(joined) if embedded => Err(JoinError::JoinedCluster {
+                path: data_dir.joined_marker(),
+                api: joined.api,
+            }),
+            _ => Ok(JoinStaging::default()),
+        },
+        JoinAction::JoinCluster => {
+            let Some(token) = token else {
+                if data_dir.is_file(DataDirView::JOIN_RECORD) {
+                    return Ok(JoinStaging::default());
+                }
+                return Err(JoinError::NoToken {
+                    reason: crate::terminal::escape(&decision.reason).into_owned(),
+                });
+            };
+            Ok(JoinStaging {
+                bundle: fetch_bundle(token, data_dir, config.join_timeout())?,
+                joined: embedded.then(|| Joined::of(token)),
+            })
+        }
+    }
+}
+
+/// The cluster CAs to stage: none when the data dir holds the CA `token`
+/// pins already, else the bundle from its join API.
+fn fetch_bundle(
+    token: &JoinToken,
+    data_dir: &DataDirView,
     timeout: Duration,
 ) -> Result<Option<CaBundle>, JoinError> {
-    if decision.action != JoinAction::JoinCluster {
-        return Ok(None);
-    }
-    let Some(token) = token else {
-        return Err(JoinError::NoToken {
-            reason: crate::terminal::escape(&decision.reason).into_owned(),
-        });
-    };
     let rel = crate::pki::cluster_ca_cert();
     let path = data_dir.path(&rel);
     if data_dir.is_file(&rel) {

@@ -70,6 +70,10 @@ pub enum ClusterState {
     /// the `--initial-cluster` its join recorded.
     Existing { initial_cluster: String },
     /// The data dir holds the membership already; etcd reads it there.
+    /// Started with `existing` and an initial cluster of itself alone,
+    /// which etcd ignores when its WAL is there and which fails closed when
+    /// it is not (the only peer it could ask is itself): without flags, an
+    /// etcd with no WAL would make itself a new single-member cluster.
     Member,
 }
 
@@ -124,25 +128,20 @@ impl EtcdLaunch {
             "--log-outputs".into(),
             "stderr".into(),
         ];
-        match &self.state {
-            ClusterState::New => args.extend([
-                "--initial-cluster".into(),
-                format!("{}={}", self.name, self.peer_url).into(),
-                "--initial-cluster-state".into(),
-                "new".into(),
-                "--initial-cluster-token".into(),
-                self.cluster_token.clone().into(),
-            ]),
-            ClusterState::Existing { initial_cluster } => args.extend([
-                "--initial-cluster".into(),
-                initial_cluster.clone().into(),
-                "--initial-cluster-state".into(),
-                "existing".into(),
-                "--initial-cluster-token".into(),
-                self.cluster_token.clone().into(),
-            ]),
-            ClusterState::Member => {}
-        }
+        let alone = || format!("{}={}", self.name, self.peer_url);
+        let (initial_cluster, state) = match &self.state {
+            ClusterState::New => (alone(), "new"),
+            ClusterState::Existing { initial_cluster } => (initial_cluster.clone(), "existing"),
+            ClusterState::Member => (alone(), "existing"),
+        };
+        args.extend([
+            "--initial-cluster".into(),
+            initial_cluster.into(),
+            "--initial-cluster-state".into(),
+            state.into(),
+            "--initial-cluster-token".into(),
+            self.cluster_token.clone().into(),
+        ]);
         args
     }
 }

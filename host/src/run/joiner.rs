@@ -6,9 +6,15 @@
 //! - after the add, before the record: the add is asked again, and the join
 //!   API answers the member it made (matched by peer URL).
 //! - after the record, before etcd started: the record is used, no add.
-//! - after etcd started: the data dir holds the membership
-//!   (`etcd/member/snap/db`): the join decision says already-member, and a
-//!   learner left unpromoted is promoted by the leader's promoter.
+//! - after etcd started: the data dir holds the membership (a write-ahead
+//!   log in `etcd/member/wal`): the join decision says already-member, and
+//!   a learner left unpromoted is promoted by the leader's promoter.
+//! - etcd started but never reached its peers (it made `member/snap/db`,
+//!   no WAL): the record is used again, as before etcd started.
+//!
+//! Restarted without its token after the add, a joiner is not a creator:
+//! `joined.json`, committed with the cluster's CAs, makes the host refuse
+//! to create a cluster on this data dir ([`crate::join::Joined`]).
 
 use std::path::{Path, PathBuf};
 
