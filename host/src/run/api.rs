@@ -396,20 +396,30 @@ async fn add_learner(
 }
 
 /// The member `request` already is, if any, or a conflict.
+///
+/// Only a member that has never started is handed out again (a joiner
+/// killed between the add and its record asks again). A member that has
+/// run is not: a caller asking for it has no data (one with data does not
+/// ask), and an etcd started empty under a voter's id has lost the log and
+/// the votes raft counts on. etcd's rule is remove, then add.
 fn existing_member(members: &[Member], request: &MemberRequest) -> Option<Result<u64, String>> {
     if let Some(member) = members
         .iter()
         .find(|m| m.peer_urls.contains(&request.peer_url))
     {
-        return Some(if member.started() && member.name != request.name {
+        let name = terminal::clipped(&member.name, MAX_ECHO_CHARS);
+        return Some(if !member.started() {
+            Ok(member.id)
+        } else if member.name != request.name {
             Err(format!(
-                "peer URL {} belongs to member `{}`, not `{}`",
-                request.peer_url,
-                terminal::clipped(&member.name, MAX_ECHO_CHARS),
-                request.name
+                "peer URL {} belongs to member `{name}`, not `{}`",
+                request.peer_url, request.name
             ))
         } else {
-            Ok(member.id)
+            Err(format!(
+                "member `{name}` at {} has already run: remove it first (`plinth etcd leave` on it, or `etcdctl member remove {:x}`), then join with an empty data dir",
+                request.peer_url, member.id
+            ))
         });
     }
     members
@@ -442,4 +452,59 @@ pub fn initial_cluster(members: &[Member], id: u64, name: &str) -> String {
         }
     }
     entries.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(name: &str, id: u64, peer_url: &str) -> Member {
+        Member {
+            name: name.to_owned(),
+            id,
+            peer_urls: vec![peer_url.to_owned()],
+            client_urls: Vec::new(),
+            learner: name.is_empty(),
+        }
+    }
+
+    fn request(name: &str, peer_url: &str) -> MemberRequest {
+        MemberRequest {
+            name: name.to_owned(),
+            peer_url: peer_url.to_owned(),
+        }
+    }
+
+    #[test]
+    fn only_a_member_that_never_started_is_handed_out_again() {
+        let url = "https://127.0.0.2:2380";
+        let members = [
+            member("c1", 1, "https://127.0.0.1:2380"),
+            member("", 2, url),
+        ];
+        assert_eq!(existing_member(&members, &request("c2", url)), Some(Ok(2)));
+
+        let members = [
+            member("c1", 1, "https://127.0.0.1:2380"),
+            member("c2", 2, url),
+        ];
+        let refused = existing_member(&members, &request("c2", url)).unwrap();
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("has already run")),
+            "{refused:?}"
+        );
+        let refused = existing_member(&members, &request("c9", url)).unwrap();
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("belongs to member `c2`")),
+            "{refused:?}"
+        );
+        assert_eq!(
+            existing_member(&members, &request("c3", "https://127.0.0.3:2380")),
+            None
+        );
+    }
 }
