@@ -11,6 +11,7 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::cluster::{self, Controller, wait_for};
@@ -61,7 +62,7 @@ fn a_controller_serves_etcd_restarts_as_member_survives_etcd_dying_and_stops_cle
     );
     assert!(
         c1.log_text()
-            .contains("already-member: etcd/member/snap/db exists"),
+            .contains("already-member: etcd/member/wal holds a write-ahead log"),
         "{}",
         c1.log_text()
     );
@@ -232,29 +233,26 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
     c2.wait_healthy(START);
     wait_for("c2 a voter", START, || voters(&c1.members()) == 2);
 
-    // 2. After the add, before etcd starts: etcd cannot be started (a
-    //    wrong binary), the membership is recorded; restarted with the
-    //    right binary it resumes that membership, no second add.
+    // 2. An etcd that cannot be run is found before the add: nothing is
+    //    added (a learner that never starts would block every later join)
+    //    and nothing recorded; with the right binary it joins.
     let mut c3 = Controller::new(base.path(), 23, 3, "      binary: /nonexistent/etcd\n");
     c3.start(Some(&token));
     assert_eq!(c3.wait_exit(START), 2, "{}", c3.log_text());
-    let record = std::fs::read_to_string(c3.data.join("etcd/join.json")).unwrap();
-    assert_eq!(c1.members().len(), 3, "c3 was added as a learner");
+    assert!(
+        c3.log_text()
+            .contains("cannot run etcd `/nonexistent/etcd`"),
+        "{}",
+        c3.log_text()
+    );
+    assert!(!c3.data.join("etcd/join.json").exists());
+    assert_eq!(c1.members().len(), 2, "c3 was not added");
     let fixed = std::fs::read_to_string(&c3.config)
         .unwrap()
         .replace("      binary: /nonexistent/etcd\n", "");
     std::fs::write(&c3.config, fixed).unwrap();
     c3.start(Some(&token));
     c3.wait_healthy(START);
-    assert!(c3.log_text().contains("resuming the recorded membership"));
-    let member_id = u64::from_str_radix(
-        serde_json::from_str::<serde_json::Value>(&record).unwrap()["memberId"]
-            .as_str()
-            .unwrap(),
-        16,
-    )
-    .unwrap();
-    assert_eq!(c3.endpoint_status().unwrap().0, member_id);
     wait_for("c3 a voter", START, || voters(&c1.members()) == 3);
 
     // 3. After etcd started, before promotion: the leader's Plinth (the
@@ -291,6 +289,131 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
         .map(|n| n.endpoint_status().unwrap().1)
         .collect();
     assert_eq!(clusters.len(), 1);
+}
+
+/// An etcd that never reaches its peers: it runs the real etcd with the
+/// first member's peer address moved to one nobody listens on, so etcd
+/// creates its db, cannot fetch the cluster, and exits before any WAL.
+fn etcd_cut_off_from(dir: &std::path::Path, peer: &str) -> std::path::PathBuf {
+    let path = dir.join("cut-off-etcd");
+    let script = format!(
+        "#!/bin/bash\nargs=(\"$@\")\nfor i in \"${{!args[@]}}\"; do\n  args[$i]=\"${{args[$i]//{peer}:2380/{peer}:9}}\"\ndone\nexec etcd \"${{args[@]}}\"\n"
+    );
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, PermissionsExt::from_mode(0o755)).unwrap();
+    path
+}
+
+fn wal_files(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data.join("etcd/member/wal")).map_or(0, |dir| {
+        dir.flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+            .count()
+    })
+}
+
+#[test]
+fn a_joined_data_dir_never_becomes_a_second_cluster_or_reuses_a_member_that_ran() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let mut c1 = Controller::new(base.path(), 31, 1, "");
+    c1.start(None);
+    c1.wait_healthy(START);
+    let token = c1.token_file(&[]);
+    let cluster_id = c1.endpoint_status().unwrap().1;
+
+    // 1. Added, but its etcd never reached the cluster: etcd made its db
+    //    and no WAL. Restarted, the joiner resumes its recorded membership;
+    //    a db alone does not make it a member that may start on its own.
+    let cut_off = etcd_cut_off_from(base.path(), &c1.ip);
+    let mut c2 = Controller::new(
+        base.path(),
+        31,
+        2,
+        &format!("      binary: {}\n", cut_off.display()),
+    );
+    c2.start(Some(&token));
+    wait_for("c2's etcd to give up on its peers", START, || {
+        c2.log_text().contains("etcd exited; starting it again")
+    });
+    c2.kill();
+    assert!(c2.data.join("etcd/member/snap/db").exists());
+    assert_eq!(wal_files(&c2.data), 0, "etcd wrote a WAL");
+    let record = std::fs::read_to_string(c2.data.join("etcd/join.json")).unwrap();
+    let member_id = u64::from_str_radix(
+        serde_json::from_str::<serde_json::Value>(&record).unwrap()["memberId"]
+            .as_str()
+            .unwrap(),
+        16,
+    )
+    .unwrap();
+    let fixed = std::fs::read_to_string(&c2.config)
+        .unwrap()
+        .replace(&format!("      binary: {}\n", cut_off.display()), "");
+    std::fs::write(&c2.config, fixed).unwrap();
+    c2.start(Some(&token));
+    c2.wait_healthy(START);
+    assert!(
+        c2.log_text().contains("resuming the recorded membership"),
+        "{}",
+        c2.log_text()
+    );
+    wait_for("c2 a voter", START, || voters(&c1.members()) == 2);
+    let (member, cluster, ..) = c2.endpoint_status().unwrap();
+    assert_eq!(
+        (member, cluster),
+        (member_id, cluster_id),
+        "the recorded member, in the one cluster"
+    );
+
+    // 2. Init-only with the token (the CAs fetched and committed), then run
+    //    mode without it: the data dir joined a cluster and creates none.
+    let mut c3 = Controller::new(base.path(), 31, 3, "");
+    let config = c3.config.display().to_string();
+    let token_arg = token.display().to_string();
+    c3.plinth(&[
+        "controller",
+        "--init-only",
+        "--config",
+        &config,
+        "--token-file",
+        &token_arg,
+    ])
+    .expect_code(0);
+    c3.start(None);
+    assert_eq!(c3.wait_exit(START), 2, "{}", c3.log_text());
+    let log = c3.log_text();
+    assert!(
+        log.contains(&format!(
+            "this data dir joined the cluster at {}:9443",
+            c1.ip
+        )),
+        "{log}"
+    );
+    assert!(c3.etcd_pids().is_empty() && !c3.data.join("etcd/member").exists());
+    assert_eq!(c1.members().len(), 2, "the cluster changed");
+    // With its token it joins (a third voter keeps quorum for step 3).
+    c3.start(Some(&token));
+    c3.wait_healthy(START);
+    wait_for("three voters", START, || voters(&c1.members()) == 3);
+
+    // 3. A member that has run is not handed out again to a machine with an
+    //    empty data dir under its name and peer URL: it would start empty
+    //    under a voter's id.
+    assert_eq!(c2.stop(), 0, "{}", c2.log_text());
+    std::fs::remove_dir_all(&c2.data).unwrap();
+    c2.start(Some(&token));
+    assert_eq!(c2.wait_exit(START), 2, "{}", c2.log_text());
+    assert!(
+        c2.log_text().contains("has already run"),
+        "{}",
+        c2.log_text()
+    );
+    assert!(c2.etcd_pids().is_empty());
+    let members = c1.members();
+    assert_eq!(members.len(), 3, "{members:?}");
+    assert_eq!(voters(&members), 3, "{members:?}");
+    assert_eq!(c1.stop(), 0, "{}", c1.log_text());
 }
 
 #[test]

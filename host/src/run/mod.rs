@@ -25,6 +25,7 @@ pub mod cluster;
 pub mod etcd_client;
 mod etcd_process;
 mod joiner;
+mod preflight;
 mod promoter;
 pub mod readiness;
 pub mod tokens;
@@ -68,6 +69,8 @@ pub enum RunError {
     #[error(transparent)]
     Join(#[from] joiner::JoinerError),
     #[error(transparent)]
+    Preflight(#[from] preflight::PreflightError),
+    #[error(transparent)]
     Readiness(#[from] readiness::ReadinessError),
     #[error(transparent)]
     Access(#[from] cluster::ClusterError),
@@ -91,6 +94,7 @@ impl RunError {
             Self::Api(error) => error.class(),
             Self::Bundle(error) => error.class(),
             Self::Join(error) => error.class(),
+            Self::Preflight(error) => error.class(),
             Self::Access(error) => error.class(),
             Self::Readiness(error) => error.class(),
             Self::Journal(error) => error.class(),
@@ -278,6 +282,18 @@ async fn run_embedded(
         Membership::Create => ClusterState::New,
         Membership::Member => ClusterState::Member,
         Membership::Join { token } => {
+            preflight::check_etcd_binary(&embedded.etcd.binary).await?;
+            preflight::check_addresses(&[
+                (
+                    "spec.storage.etcd.peerAddress and peerPort",
+                    SocketAddr::new(embedded.etcd.peer_address, embedded.etcd.peer_port),
+                ),
+                (
+                    "spec.storage.etcd.clientAddress and clientPort",
+                    SocketAddr::new(embedded.etcd.client_address, embedded.etcd.client_port),
+                ),
+                ("spec.api.address and plinthApiPort", plan.api_listen),
+            ])?;
             let request = MemberRequest {
                 name: embedded.etcd.name.clone(),
                 peer_url: embedded.etcd.peer_url(),
