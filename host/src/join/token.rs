@@ -384,6 +384,6 @@ mod tests {
         assert!(JoinToken::read(&path).is_err());
         std::fs::write(&path, "x".repeat(600)).unwrap();
         let error = JoinToken::read(&path).unwrap_err().to_string();
-        assert!(error.contains("longer than 512 bytes"), "{error}");
+        assert!(error.contains("larger than 512 bytes"), "{error}");
     }
 }
