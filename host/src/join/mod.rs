@@ -91,7 +91,7 @@ pub fn facts(
         Storage::External(_) => StorageKind::ExternalEtcd,
     };
     let recorded = match storage {
-        StorageKind::EmbeddedEtcd => record::JoinRecord::read(&data_dir.join_record())?,
+        StorageKind::EmbeddedEtcd => record::JoinRecord::read(data_dir)?,
         StorageKind::ExternalEtcd => None,
     };
     Ok(JoinFacts {

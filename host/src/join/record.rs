@@ -7,11 +7,12 @@
 //! record is written to a temporary file, fsynced, renamed over, and the
 //! directory fsynced, so it is either absent or whole.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::wire::hex_id;
+use super::wire::{hex_id, valid_peer_url};
+use crate::config::valid_member_name;
+use crate::data_dir::{DataDirView, beneath};
 use crate::error_class::ErrorClass;
 
 /// A record is a few hundred bytes; a larger file is not one.
@@ -59,71 +60,70 @@ pub struct JoinRecord {
 }
 
 impl JoinRecord {
-    /// The record at `path`, if there is one. A symlink there is refused.
-    pub fn read(path: &Path) -> Result<Option<Self>, RecordError> {
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-        {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(RecordError::Read {
-                    path: path.to_owned(),
-                    source,
-                });
-            }
+    /// The record of `data_dir`, if there is one: never read through a
+    /// link, at most 64 KiB, and only names and URLs Plinth would have
+    /// written (it ends up on etcd's command line and in messages).
+    pub fn read(data_dir: &DataDirView) -> Result<Option<Self>, RecordError> {
+        let path = data_dir.join_record();
+        let invalid = |message: String| RecordError::Invalid {
+            path: path.clone(),
+            message,
         };
-        let mut bytes = Vec::new();
-        file.take(MAX_RECORD_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|source| RecordError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
-        if bytes.len() as u64 > MAX_RECORD_BYTES {
-            return Err(RecordError::Invalid {
-                path: path.to_owned(),
-                message: format!("larger than {MAX_RECORD_BYTES} bytes"),
-            });
+        let bytes = match data_dir.read(DataDirView::JOIN_RECORD, MAX_RECORD_BYTES) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return Ok(None),
+            Err(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+                return Err(invalid(format!("larger than {MAX_RECORD_BYTES} bytes")));
+            }
+            Err(source) => return Err(RecordError::Read { path, source }),
+        };
+        let record: Self = serde_json::from_slice(&bytes).map_err(|e| {
+            invalid(format!(
+                "not the expected JSON at line {}, column {}",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        if !valid_member_name(&record.name) || !valid_peer_url(&record.peer_url) {
+            return Err(invalid(
+                "its member name or peer URL is not one Plinth accepts".to_owned(),
+            ));
         }
-        serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| RecordError::Invalid {
-                path: path.to_owned(),
-                message: crate::terminal::escape(&e.to_string()).into_owned(),
-            })
+        if record.initial_cluster.split(',').any(|entry| {
+            entry
+                .split_once('=')
+                .is_none_or(|(_, url)| !valid_peer_url(url))
+        }) {
+            return Err(invalid(
+                "its initial cluster is not a list of name=https://address:port".to_owned(),
+            ));
+        }
+        Ok(Some(record))
     }
 
-    /// Write the record durably: absent or whole, whatever happens.
-    pub fn write(&self, path: &Path) -> Result<(), RecordError> {
+    /// Write the record durably: absent or whole, whatever happens. A
+    /// temporary file is written and fsynced, renamed over, and `etcd/`
+    /// fsynced, and the data dir too when `etcd/` was made for it (else a
+    /// power loss can take the new directory entry, record and all).
+    pub fn write(&self, data_dir: &DataDirView) -> Result<(), RecordError> {
+        let root = data_dir.root();
         let fail = |source| RecordError::Write {
-            path: path.to_owned(),
+            path: data_dir.join_record(),
             source,
         };
-        let dir = path.parent().expect("the record lives in etcd/");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(fail)?;
-        let tmp = path.with_extension("json.tmp");
-        let _ = std::fs::remove_file(&tmp);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)
-            .map_err(fail)?;
+        let etcd_dir = Path::new(DataDirView::ETCD);
+        let made_etcd_dir = !beneath::exists(root, etcd_dir).map_err(fail)?;
+        let tmp = Path::new(DataDirView::JOIN_RECORD).with_extension("json.tmp");
+        let mut file = beneath::create(root, &tmp, 0o600).map_err(fail)?;
         let text = serde_json::to_vec_pretty(self).expect("a record serialises");
         file.write_all(&text).map_err(fail)?;
         file.sync_all().map_err(fail)?;
-        std::fs::rename(&tmp, path).map_err(fail)?;
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)
+        beneath::rename(root, &tmp, Path::new(DataDirView::JOIN_RECORD)).map_err(fail)?;
+        beneath::fsync(root, etcd_dir).map_err(fail)?;
+        if made_etcd_dir {
+            beneath::fsync(root, Path::new("")).map_err(fail)?;
+        }
+        Ok(())
     }
 }
 
@@ -131,32 +131,49 @@ impl JoinRecord {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_record_round_trips_and_a_symlink_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("etcd/join.json");
-        assert_eq!(JoinRecord::read(&path).unwrap(), None);
-        let record = JoinRecord {
+    fn record() -> JoinRecord {
+        JoinRecord {
             member_id: 0xdead_beef,
             name: "c2".into(),
             peer_url: "https://127.0.0.2:2380".into(),
             initial_cluster: "c1=https://127.0.0.1:2380,c2=https://127.0.0.2:2380".into(),
             cluster_token: "plinth-0123".into(),
             api: "127.0.0.1:9443".into(),
-        };
-        record.write(&path).unwrap();
-        assert_eq!(JoinRecord::read(&path).unwrap(), Some(record));
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips_and_a_link_or_a_foreign_value_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDirView::new(dir.path());
+        assert_eq!(JoinRecord::read(&data_dir).unwrap(), None);
+        record().write(&data_dir).unwrap();
+        assert_eq!(JoinRecord::read(&data_dir).unwrap(), Some(record()));
+        let path = data_dir.join_record();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
             text.contains("\"memberId\": \"00000000deadbeef\""),
             "{text}"
         );
-        let link = dir.path().join("etcd/link.json");
-        std::os::unix::fs::symlink(&path, &link).unwrap();
-        assert!(JoinRecord::read(&link).is_err());
+
+        let elsewhere = dir.path().join("elsewhere.json");
+        std::fs::rename(&path, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &path).unwrap();
+        assert!(JoinRecord::read(&data_dir).is_err());
+        std::fs::remove_file(&path).unwrap();
+
         std::fs::write(&path, "{").unwrap();
         assert!(matches!(
-            JoinRecord::read(&path),
+            JoinRecord::read(&data_dir),
+            Err(RecordError::Invalid { .. })
+        ));
+        let forged = JoinRecord {
+            initial_cluster: "c1=https://127.0.0.1:2380 --data-dir=/".into(),
+            ..record()
+        };
+        std::fs::write(&path, serde_json::to_vec(&forged).unwrap()).unwrap();
+        assert!(matches!(
+            JoinRecord::read(&data_dir),
             Err(RecordError::Invalid { .. })
         ));
     }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::join::JoinToken;
 use crate::join::client::{JoinApiError, JoinClient};
@@ -73,16 +74,17 @@ pub struct Joined {
 /// the join API of `token` adds and this records. `None` when `cancel`
 /// came first (a stop while joining is no failure: nothing was started).
 pub async fn ensure_membership(
-    record_path: &Path,
+    data_dir: &DataDirView,
     token: Option<&JoinToken>,
     request: MemberRequest,
     deadline: Instant,
     cancel: &CancellationToken,
 ) -> Result<Option<Joined>, JoinerError> {
-    if let Some(record) = JoinRecord::read(record_path)? {
+    let record_path = data_dir.join_record();
+    if let Some(record) = JoinRecord::read(data_dir)? {
         if record.name != request.name || record.peer_url != request.peer_url {
             return Err(JoinerError::RecordMismatch {
-                path: record_path.to_owned(),
+                path: record_path.clone(),
                 recorded_name: crate::terminal::escape(&record.name).into_owned(),
                 recorded_url: crate::terminal::escape(&record.peer_url).into_owned(),
                 name: request.name,
@@ -100,7 +102,7 @@ pub async fn ensure_membership(
         }));
     }
     let token = token.ok_or_else(|| JoinerError::NoToken {
-        path: record_path.to_owned(),
+        path: record_path.clone(),
     })?;
     tracing::info!(api = %token.api, name = %request.name, peer_url = %request.peer_url, "asking to be added as an etcd learner");
     let client = JoinClient::new(token);
@@ -118,11 +120,11 @@ pub async fn ensure_membership(
     };
     // Three fsyncs: on the blocking pool, not on one of the two workers.
     let record = {
-        let path = record_path.to_owned();
-        tokio::task::spawn_blocking(move || record.write(&path).map(|()| record))
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || record.write(&data_dir).map(|()| record))
             .await
             .map_err(|error| RecordError::Write {
-                path: record_path.to_owned(),
+                path: record_path.clone(),
                 source: std::io::Error::other(error),
             })??
     };

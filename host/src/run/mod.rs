@@ -299,9 +299,13 @@ async fn run_embedded(
                 peer_url: embedded.etcd.peer_url(),
             };
             let deadline = Instant::now() + plan.join_timeout;
-            let record = plan.data_dir.join_record();
-            let joining =
-                joiner::ensure_membership(&record, token.as_ref(), request, deadline, shutdown);
+            let joining = joiner::ensure_membership(
+                &plan.data_dir,
+                token.as_ref(),
+                request,
+                deadline,
+                shutdown,
+            );
             // Stopped while joining: nothing was started, nothing to undo.
             let Some(joined) = joining.await? else {
                 return Ok(());
