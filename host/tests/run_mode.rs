@@ -257,7 +257,9 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
 
     // 3. After etcd started, before promotion: the leader's Plinth (the
     //    promoter) is stopped and c4 joins through another controller;
-    //    c4 is killed as a started learner, and comes back a voter.
+    //    c4 is killed as a started learner, and comes back a voter while
+    //    the leader's Plinth is still stopped (another controller's
+    //    promoter steps in).
     let nodes = [c1, c2, c3];
     let leader = leader_index(&nodes);
     let via = (leader + 1) % 3;
@@ -272,7 +274,6 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
             .any(|m| m["name"] == "c4" && m["learner"] == true)
     });
     c4.kill();
-    nodes[leader].signal(libc::SIGCONT);
     c4.start(Some(&token_via));
     c4.wait_healthy(START);
     assert!(
@@ -280,7 +281,8 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
         "{}",
         c4.log_text()
     );
-    wait_for("four voters", START, || voters(&nodes[0].members()) == 4);
+    wait_for("four voters", START, || voters(&nodes[via].members()) == 4);
+    nodes[leader].signal(libc::SIGCONT);
     let members = nodes[0].members();
     assert_eq!(members.len(), 4, "no orphan member: {members:?}");
     let clusters: std::collections::BTreeSet<u64> = nodes
