@@ -14,6 +14,9 @@
 //!   a file mapping, and what `Plugin::load` adds on top.
 //! - `python_call/*`: one image-resolve call of the Python example beside
 //!   the same rule in Rust (`image-policy-rust`), 10 pinned images.
+//! - `readiness_evaluate/*`: one readiness `evaluate` of the shipped
+//!   quorum-guard (its `voters` check, with the cluster facts and 150 kernel
+//!   modules in the observation, as a real node has), pooled vs on demand.
 //! - `image_resolve_chain/*`: 1000 images through the chain: the built-in
 //!   alone (baseline), followed by the `rewrite` guest twice (the host's
 //!   share), and by two shipped plugins: airgap-mirror rewriting to a
@@ -30,8 +33,9 @@ use plinth::Sha256;
 use plinth::data_dir::DataDir;
 use plinth::hooks::Participant;
 use plinth::hooks::image_resolve::{self, ImageResolver};
+use plinth::hooks::readiness;
 use plinth::journal::Journal;
-use plinth::plugin::contract::{Image, Origin, PullPolicy};
+use plinth::plugin::contract::{ClusterFacts, Image, Observation, Origin, ProbeResult, PullPolicy};
 use plinth::plugin::{Allocation, Cache, CallFailure, Plugin, Runtime, SignaturePolicy};
 
 /// The binary's allocator, so the figures are the binary's (see main.rs).
@@ -313,10 +317,58 @@ fn image_resolve_chain(c: &mut Criterion) {
     group.finish();
 }
 
+/// One `evaluate` of quorum-guard's `voters` check, as the readiness phase
+/// makes it: instantiate, call with a full observation, drop the Store.
+fn readiness_evaluate(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = install(
+        dir.path(),
+        "40-quorum-guard",
+        "quorum-guard",
+        "min-voters = \"3\"",
+    );
+    let seen = Observation {
+        status: None,
+        body: String::new(),
+        error: None,
+        attempt: 7,
+        cluster: Some(ClusterFacts {
+            members: 3,
+            voters: 3,
+            learners: 0,
+            this_node_voter: true,
+            cluster_id: 0x8e9e_05c5_2164_694d,
+        }),
+        kernel_modules: Some((0..150).map(|i| format!("module_{i}")).collect()),
+    };
+    let mut group = c.benchmark_group("readiness_evaluate");
+    for (allocation_name, allocation) in [
+        ("pooled", Allocation::Pooled),
+        ("on_demand", Allocation::OnDemand),
+    ] {
+        let runtime = Runtime::with_allocation(allocation).unwrap();
+        let plugin = Plugin::load(
+            &runtime,
+            &Cache::disabled(runtime.engine()),
+            &wasm,
+            &SignaturePolicy::default(),
+        )
+        .unwrap();
+        group.bench_function(format!("quorum_guard_{allocation_name}"), |b| {
+            b.iter(|| {
+                let verdict = readiness::verdict_of(&plugin, "voters", black_box(&seen)).unwrap();
+                assert_eq!(verdict, ProbeResult::Ready);
+            })
+        });
+    }
+    group.finish();
+}
+
 criterion_group!(
     benches,
     hook_call,
     plugin_load,
+    readiness_evaluate,
     cached_load_steps,
     python_call,
     image_resolve_chain

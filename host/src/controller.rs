@@ -8,22 +8,30 @@
 //! config ─► plugins ─► pre-init ─► join-decision ─► pki ─► post-pki ─► image-resolve ─► commit
 //! ```
 //!
+//! After the join decision, [`join::prepare`] checks the data dir can go
+//! that way and a joining controller fetches the cluster's CAs; they are
+//! staged first (with the marker that this data dir joined), so its leaves
+//! are issued from them and everything commits together. Run mode (`run/`) carries on
+//! from the [`Bootstrap`].
+//!
 //! The data dir is locked after the configuration is read and before
 //! anything is opened in it, so a second Plinth on the same data dir is
 //! refused before it writes a byte, its journal line included.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use time::OffsetDateTime;
 
+pub use crate::bootstrap::Bootstrap;
 use crate::config::Config;
 use crate::data_dir::DataDir;
 use crate::error::Error;
 use crate::hooks::image_resolve::{self, CatalogDefaults};
 use crate::hooks::{Attributed, join_decision, post_pki, pre_init};
 use crate::images::{self, Catalog, Selection};
-use crate::join::{self, JoinToken};
+use crate::join::{self, JoinStaging, JoinToken};
 use crate::journal::{Entry, Journal};
 use crate::node::NodeFacts;
 use crate::phase::{Phase, PhaseTiming, Summarize};
@@ -47,61 +55,6 @@ pub struct InitOptions {
     pub now: OffsetDateTime,
 }
 
-/// A finished bootstrap: what it did, for the operator, and what run mode
-/// carries on with. It holds the data dir's lock for as long as it lives.
-pub struct Bootstrap {
-    data_dir: DataDir,
-    journal: Journal,
-    config: Config,
-    plugins: PluginSet,
-    phases: Vec<PhaseTiming>,
-    join: Proposal,
-    pki: Vec<Decision>,
-    images: Vec<Image>,
-    notes: Vec<Attributed>,
-}
-
-impl Bootstrap {
-    pub fn data_dir(&self) -> &DataDir {
-        &self.data_dir
-    }
-
-    pub fn journal(&self) -> &Journal {
-        &self.journal
-    }
-
-    /// The configuration in force, pre-init patches applied.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn plugins(&self) -> &PluginSet {
-        &self.plugins
-    }
-
-    /// Each phase in order, with how long it took and what it did.
-    pub fn phases(&self) -> &[PhaseTiming] {
-        &self.phases
-    }
-
-    pub fn join(&self) -> &Proposal {
-        &self.join
-    }
-
-    pub fn pki(&self) -> &[Decision] {
-        &self.pki
-    }
-
-    pub fn images(&self) -> &[Image] {
-        &self.images
-    }
-
-    /// Findings that did not deny (warnings, information).
-    pub fn notes(&self) -> &[Attributed] {
-        &self.notes
-    }
-}
-
 /// `plinth controller --init-only`: every phase up to commit.
 pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
     let mut phases = Phases::default();
@@ -119,12 +72,21 @@ pub fn init(options: &InitOptions) -> Result<Bootstrap, Error> {
         .transpose()?;
     let data_dir = DataDir::lock(&options.data_dir)?;
     let journal = Journal::open(&data_dir)?;
-    match after_lock(options, &data_dir, &journal, config, token, &mut phases) {
+    journal.record_all(data_dir.tightened().iter().map(Entry::tightened))?;
+    match after_lock(
+        options,
+        &data_dir,
+        &journal,
+        config,
+        token.as_ref(),
+        &mut phases,
+    ) {
         Ok(done) => Ok(Bootstrap {
             data_dir,
             journal,
             config: done.config,
-            plugins: done.plugins,
+            token,
+            plugins: Arc::new(done.plugins),
             phases: phases.0,
             join: done.join,
             pki: done.pki,
@@ -156,7 +118,7 @@ fn after_lock(
     data_dir: &DataDir,
     journal: &Journal,
     config: Config,
-    token: Option<JoinToken>,
+    token: Option<&JoinToken>,
     phases: &mut Phases,
 ) -> Result<Done, Error> {
     let node = &options.node;
@@ -172,12 +134,20 @@ fn after_lock(
     })?;
     let config = pre_init.value;
     let join = phases.run(Phase::JoinDecision, || {
-        let facts = join::facts(data_dir, &config, token.as_ref(), node);
-        join_decision::run(&facts, &plugins, journal)
+        let facts = join::facts(data_dir, &config, token, node)?;
+        Ok::<_, Error>(join_decision::run(&facts, &plugins, journal)?)
     })?;
-    join::check_prerequisites(&join, token.as_ref(), data_dir)?;
+    let join_staging = join::prepare(&join, token, data_dir, &config)?;
 
-    let staged = stage_phases(options, &config, &plugins, journal, phases, &mut stage);
+    let staged = stage_phases(
+        options,
+        &config,
+        &join_staging,
+        &plugins,
+        journal,
+        phases,
+        &mut stage,
+    );
     let staged = match staged {
         Ok(staged) => staged,
         Err(error) => {
@@ -205,15 +175,17 @@ struct Staged {
     notes: Vec<Attributed>,
 }
 
-/// The phases that write into the stage.
+/// The phases that write into the stage, after a joiner's cluster CAs.
 fn stage_phases(
     options: &InitOptions,
     config: &Config,
+    join_staging: &JoinStaging,
     plugins: &PluginSet,
     journal: &Journal,
     phases: &mut Phases,
     stage: &mut Stage<'_>,
 ) -> Result<Staged, Error> {
+    join_staging.stage(stage)?;
     let pki = phases.run(Phase::Pki, || {
         pki::stage_pki(&config.pki_spec(&options.node), stage, options.now)
     })?;
@@ -287,6 +259,13 @@ impl Phases {
         body: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, Error> {
         tracing::debug!(phase = phase.as_str(), "starting");
+        // Test hook, debug builds only: a bug in a phase, to prove that a
+        // panic still ends in one line and a journal entry.
+        if cfg!(debug_assertions)
+            && std::env::var_os("PLINTH_TEST_PANIC_IN").is_some_and(|p| p == phase.as_str())
+        {
+            panic!("PLINTH_TEST_PANIC_IN={phase}");
+        }
         let started = Instant::now();
         let value = body().map_err(Into::into)?;
         let took = started.elapsed();

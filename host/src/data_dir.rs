@@ -13,6 +13,12 @@
 //! and takes no lock. [`Stage`](crate::stage::Stage),
 //! [`Journal`](crate::journal::Journal) and the compiled-plugin cache are
 //! opened from a locked [`DataDir`], so they cannot exist without the lock.
+//!
+//! Taking the lock also checks that the data dir can be trusted as it is
+//! ([`trust`]): a data dir another user could write, a link planted in it,
+//! a file someone else owns is refused before anything is read or written.
+//! Everything inside it is then reached through [`beneath`], which never
+//! follows a link.
 
 use std::fs::File;
 use std::io;
@@ -21,6 +27,11 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use crate::error_class::ErrorClass;
+
+pub(crate) mod beneath;
+pub mod trust;
+
+pub use trust::Tightened;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -34,6 +45,8 @@ pub enum DataDirError {
         "another Plinth process is working on the data dir {path}; wait for it to finish, or give this one another --data-dir"
     )]
     Busy { path: PathBuf },
+    #[error("refusing the data dir: {path} {problem}")]
+    Untrusted { path: PathBuf, problem: String },
 }
 
 impl DataDirError {
@@ -41,6 +54,7 @@ impl DataDirError {
         match self {
             Self::Prepare { .. } => ErrorClass::Internal,
             Self::Busy { .. } => ErrorClass::Busy,
+            Self::Untrusted { .. } => ErrorClass::Invalid,
         }
     }
 }
@@ -66,6 +80,37 @@ impl DataDirView {
     /// `rel`, a path relative to the data dir, made absolute.
     pub fn path(&self, rel: impl AsRef<Path>) -> PathBuf {
         self.root.join(rel)
+    }
+
+    /// The file `rel` (relative to the data dir), at most `limit` bytes,
+    /// never read through a link; `None` when it does not exist.
+    pub(crate) fn read(&self, rel: impl AsRef<Path>, limit: u64) -> io::Result<Option<Vec<u8>>> {
+        beneath::read(&self.root, rel.as_ref(), limit)
+    }
+
+    /// Whether `rel` is a regular file of ours (a link is not).
+    pub(crate) fn is_file(&self, rel: impl AsRef<Path>) -> bool {
+        beneath::is_file(&self.root, rel.as_ref())
+    }
+
+    /// Whether embedded etcd has a write-ahead log here: a `*.wal` file in
+    /// `etcd/member/wal`. This is how etcd itself tells a member that has
+    /// run from a fresh one (`wal.Exist`). A `member/snap/db` alone is not:
+    /// etcd creates it before it has reached its peers, and a joiner whose
+    /// first start failed has a db and no WAL.
+    pub(crate) fn has_etcd_wal(&self) -> bool {
+        let Ok(dir) = beneath::open_dir(&self.root, Path::new(Self::ETCD_WAL), false) else {
+            return false;
+        };
+        // The directory was reached without following a link; list it
+        // through the descriptor so that nothing swapped in since counts.
+        let listing = PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd()));
+        std::fs::read_dir(listing).is_ok_and(|entries| {
+            entries.flatten().any(|entry| {
+                entry.file_name().as_encoded_bytes().ends_with(b".wal")
+                    && entry.file_type().is_ok_and(|kind| kind.is_file())
+            })
+        })
     }
 }
 
@@ -106,11 +151,14 @@ data_dir_paths! {
     complete_marker: COMPLETE_MARKER = ".complete";
     /// Embedded etcd's data directory.
     etcd_dir: ETCD = "etcd";
-    /// The file whose presence means this machine's etcd holds cluster
-    /// data. Deliberately storage state, not certificates: certificates can
-    /// be copied onto a fresh machine (a CA handed over for joining), data
-    /// cannot.
-    etcd_member_db: ETCD_MEMBER_DB = "etcd/member/snap/db";
+    /// The directory whose `*.wal` files mean this machine's etcd has run
+    /// as a member ([`DataDirView::has_etcd_wal`]). Deliberately storage
+    /// state, not certificates: certificates can be copied onto a fresh
+    /// machine (a CA handed over for joining), a write-ahead log cannot.
+    etcd_wal_dir: ETCD_WAL = "etcd/member/wal";
+    /// Committed with a joiner's cluster CAs: this data dir joined a
+    /// cluster and never creates one ([`crate::join::Joined`]).
+    joined_marker: JOINED_MARKER = "joined.json";
     /// The membership a joining controller recorded before it first started
     /// etcd, so a crash between "added" and "started" resumes it.
     join_record: JOIN_RECORD = "etcd/join.json";
@@ -124,12 +172,15 @@ pub struct DataDir {
     /// The directory itself, opened and `flock`ed; closing it releases the
     /// lock.
     _lock: File,
+    /// Secrets whose modes were tightened when the lock was taken.
+    tightened: Vec<Tightened>,
 }
 
 impl DataDir {
     /// Create the data dir (0700, with missing parents) if it does not
     /// exist, and take its lock without waiting: [`DataDirError::Busy`] when
-    /// another process holds it.
+    /// another process holds it. Then check that it can be trusted
+    /// ([`trust::check`]): [`DataDirError::Untrusted`] names what is wrong.
     pub fn lock(root: impl Into<PathBuf>) -> Result<Self, DataDirError> {
         let view = DataDirView::new(root);
         let prepare = |source| DataDirError::Prepare {
@@ -150,7 +201,34 @@ impl DataDir {
             }
             return Err(prepare(error));
         }
-        Ok(Self { view, _lock: dir })
+        let tightened = trust::check(
+            &view.root,
+            Path::new(DataDirView::PKI),
+            Path::new(DataDirView::PLUGIN_CACHE),
+        )
+        .map_err(|untrusted| DataDirError::Untrusted {
+            path: untrusted.path,
+            problem: untrusted.problem,
+        })?;
+        for file in &tightened {
+            tracing::warn!(
+                path = %file.path.display(),
+                "readable by others (mode {:04o}), which it holds secrets: tightened to {:04o}; treat what it holds as exposed if others could log in here",
+                file.old_mode,
+                file.old_mode & 0o700
+            );
+        }
+        Ok(Self {
+            view,
+            _lock: dir,
+            tightened,
+        })
+    }
+
+    /// Secrets (keys, kubeconfigs) that were readable by others when the
+    /// lock was taken, and have been made private since.
+    pub fn tightened(&self) -> &[Tightened] {
+        &self.tightened
     }
 
     /// The paths, for code that only reads.
@@ -200,7 +278,7 @@ mod tests {
             data_dir.journal_file(),
             root.join("journal/bootstrap.jsonl")
         );
-        assert_eq!(data_dir.etcd_member_db(), root.join("etcd/member/snap/db"));
+        assert_eq!(data_dir.etcd_wal_dir(), root.join("etcd/member/wal"));
     }
 
     #[test]

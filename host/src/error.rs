@@ -27,13 +27,15 @@ pub enum Error {
     #[error(transparent)]
     Journal(#[from] crate::journal::JournalError),
     #[error(transparent)]
+    Run(#[from] crate::run::RunError),
+    #[error(transparent)]
+    Cluster(#[from] crate::run::cluster::ClusterError),
+    #[error(transparent)]
+    Status(#[from] crate::status::StatusError),
+    #[error(transparent)]
     Scaffold(#[from] crate::scaffold::ScaffoldError),
     #[error(transparent)]
     Invoke(#[from] crate::invoke::InvokeError),
-    #[error(
-        "run mode (etcd, readiness, join API) is not part of this build; use `plinth controller --init-only`"
-    )]
-    RunModeUnavailable,
 }
 
 impl Error {
@@ -49,9 +51,11 @@ impl Error {
             Error::Pki(error) => error.class(),
             Error::Stage(error) => error.class(),
             Error::Journal(error) => error.class(),
+            Error::Run(error) => error.class(),
+            Error::Cluster(error) => error.class(),
+            Error::Status(error) => error.class(),
             Error::Scaffold(error) => error.class(),
             Error::Invoke(error) => error.class(),
-            Error::RunModeUnavailable => ErrorClass::Invalid,
         }
     }
 
@@ -64,19 +68,6 @@ impl Error {
     /// The error and its causes on one line, as the journal records why a
     /// run stopped.
     pub(crate) fn one_line(&self) -> String {
-        one_line(self)
+        crate::terminal::error_line(self)
     }
-}
-
-/// `error` and its causes, `: `-separated, whitespace runs (the newlines of
-/// a parser's message) folded to one space: what `plinth: error:` prints.
-pub(crate) fn one_line(error: &dyn std::error::Error) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        line.push_str(": ");
-        line.push_str(&error.to_string());
-        cause = error.source();
-    }
-    line.split_whitespace().collect::<Vec<_>>().join(" ")
 }

@@ -172,22 +172,19 @@ pub fn invoke(options: &InvokeOptions<'_>) -> Result<Invocation, Error> {
 }
 
 fn read_fixture(path: &Path, hook: Hook) -> Result<Fixture, InvokeError> {
-    use std::io::Read;
     let read = |source| InvokeError::Read {
         path: path.to_owned(),
         source,
     };
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(read)?
-        .take(MAX_INPUT_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(read)?;
-    if text.len() as u64 > MAX_INPUT_BYTES {
-        return Err(InvokeError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
+    let text = crate::regular_file::read_text(path, MAX_INPUT_BYTES).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            InvokeError::TooLarge {
+                path: path.to_owned(),
+            }
+        } else {
+            read(source)
+        }
+    })?;
     Fixture::parse(hook, &text).map_err(|message| InvokeError::Fixture {
         path: path.to_owned(),
         hook,

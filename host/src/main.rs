@@ -8,12 +8,15 @@ use clap::Parser;
 use time::OffsetDateTime;
 
 use plinth::cli::{
-    AirgapCommand, Cli, Command, ControllerArgs, Language, Output, PkiCommand, PluginsCommand,
+    AirgapCommand, Cli, Command, ControllerArgs, EtcdCommand, Language, Output, PkiCommand,
+    PluginsCommand, TokenCommand, TokenRole,
 };
 use plinth::controller::{self, InitOptions};
 use plinth::data_dir::DataDirView;
 use plinth::images::{self, Catalog, Selection};
 use plinth::node::NodeFacts;
+use plinth::run::cluster::{self, ClusterAccess};
+use plinth::run::tokens::Role;
 use plinth::scaffold;
 use plinth::{Error, ErrorClass};
 
@@ -35,28 +38,68 @@ fn exit_code(class: ErrorClass) -> u8 {
         ErrorClass::Denied => 3,
         ErrorClass::PluginFailed => 4,
         ErrorClass::Unreachable => 5,
-        // Shares usage's code until the exit codes are revised (issue 11).
-        ErrorClass::Busy => 2,
+        ErrorClass::Busy => 6,
     }
 }
+
+/// `pki check-expiration`'s own codes (its `--help` lists them): what a
+/// cron job acts on.
+const CERTIFICATE_EXPIRED: u8 = 8;
+const CERTIFICATE_BROKEN: u8 = 9;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli);
-    match run(cli.command) {
-        Ok(code) => code.into(),
-        Err(error) => {
+    std::panic::set_hook(Box::new(last_resort));
+    // A panic is a bug; it still ends in one line and a documented code.
+    let outcome = std::panic::catch_unwind(|| run(cli.command));
+    match outcome {
+        Err(_) => {
+            let message = PANIC_MESSAGE
+                .lock()
+                .ok()
+                .and_then(|mut message| message.take())
+                .unwrap_or_else(|| "a panic".to_owned());
+            eprintln!(
+                "plinth: error: internal error (a bug in Plinth, please report it): {message}"
+            );
+            INTERNAL.into()
+        }
+        Ok(Ok(code)) => code.into(),
+        Ok(Err(error)) => {
             let class = error
                 .downcast_ref::<Error>()
                 .map_or(ErrorClass::Internal, Error::class);
-            // One line, whatever the causes had in them: scripts grep it.
-            let line = format!("{error:#}")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
+            // One line, whatever the causes had in them (a plugin's reason
+            // included): scripts grep it, and a terminal shows it as text.
+            let line = plinth::terminal::one_line(&format!("{error:#}"));
             eprintln!("plinth: error: {line}");
             exit_code(class).into()
         }
+    }
+}
+
+/// What the last panic said, for the one line `main` prints.
+static PANIC_MESSAGE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// The panic hook: remember the message for `main`'s one line and append it
+/// to the journal, if one is open; print nothing itself (no multi-line
+/// report on a terminal, no backtrace a script would have to parse).
+fn last_resort(info: &std::panic::PanicHookInfo<'_>) {
+    let payload = info
+        .payload()
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| info.payload().downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned());
+    let location = info
+        .location()
+        .map(|l| format!(" at {}:{}", l.file(), l.line()))
+        .unwrap_or_default();
+    let message = plinth::terminal::escape(&format!("{payload}{location}")).into_owned();
+    plinth::journal::record_panic(&message);
+    if let Ok(mut last) = PANIC_MESSAGE.try_lock() {
+        *last = Some(message);
     }
 }
 
@@ -68,11 +111,14 @@ fn init_logging(cli: &Cli) {
     } else {
         "info"
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("warn,plinth={default}")));
+    // etcd's own lines (target `etcd`) show from warnings up, all with -v.
+    let etcd = if cli.verbose { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!("warn,plinth={default},etcd={etcd}"))
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(plinth::console::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
@@ -144,8 +190,15 @@ fn run(command: Command) -> anyhow::Result<u8> {
             let report = plinth::pki::check_expiration(&data_dir, OffsetDateTime::now_utc())
                 .map_err(Error::from)?;
             print(&report, output)?;
-            // kubeadm-style: a non-zero exit tells a cron job to act.
-            Ok(if report.any_expired() { INTERNAL } else { DONE })
+            // A non-zero exit tells a cron job to act; a broken set is worse
+            // than an expired one.
+            Ok(if report.any_missing_or_invalid() {
+                CERTIFICATE_BROKEN
+            } else if report.any_expired() {
+                CERTIFICATE_EXPIRED
+            } else {
+                DONE
+            })
         }
         Command::Airgap(AirgapCommand::ListImages {
             all,
@@ -173,13 +226,73 @@ fn run(command: Command) -> anyhow::Result<u8> {
                 Output::Json => emit(&serde_json::to_string_pretty(&images)?),
             }
         }
+        Command::Token(command) => token_command(command),
+        Command::Etcd(command) => etcd_command(command),
+        Command::Status { data_dir, output } => {
+            // A client beside the controller: no lock.
+            let report =
+                plinth::status::query(&DataDirView::new(data_dir.data_dir)).map_err(Error::from)?;
+            match output {
+                Output::Text => emit(&plinth::status::Text(&report).to_string())?,
+                Output::Json => emit(&serde_json::to_string_pretty(&report)?)?,
+            };
+            Ok(if report.ready {
+                DONE
+            } else {
+                exit_code(ErrorClass::Unreachable)
+            })
+        }
+    }
+}
+
+/// How the client commands reach the cluster of the controller on a data
+/// dir: through its persisted config, without its lock.
+fn access(data_dir: std::path::PathBuf) -> anyhow::Result<ClusterAccess> {
+    Ok(ClusterAccess::from_data_dir(&DataDirView::new(data_dir)).map_err(Error::from)?)
+}
+
+fn token_command(command: TokenCommand) -> anyhow::Result<u8> {
+    match command {
+        TokenCommand::Create {
+            role,
+            ttl,
+            data_dir,
+        } => {
+            let ttl = cluster::parse_ttl(&ttl).map_err(Error::from)?;
+            let role = match role {
+                TokenRole::Controller => Role::Controller,
+            };
+            let (text, stored) = cluster::token_create(&access(data_dir.data_dir)?, role, ttl)
+                .map_err(Error::from)?;
+            tracing::info!(id = %stored.id, role = role.as_str(), "token created");
+            emit(&text)
+        }
+        TokenCommand::List { output, data_dir } => {
+            let tokens = cluster::token_list(&access(data_dir.data_dir)?).map_err(Error::from)?;
+            print(&plinth::report::Tokens(tokens), output)
+        }
+        TokenCommand::Revoke { id, data_dir } => {
+            let id = cluster::parse_token_id(&id).map_err(Error::from)?;
+            cluster::token_revoke(&access(data_dir.data_dir)?, &id).map_err(Error::from)?;
+            emit(&format!("token {id} revoked"))
+        }
+    }
+}
+
+fn etcd_command(command: EtcdCommand) -> anyhow::Result<u8> {
+    match command {
+        EtcdCommand::Members { output, data_dir } => {
+            let members = cluster::members(&access(data_dir.data_dir)?).map_err(Error::from)?;
+            print(&plinth::report::Members(members), output)
+        }
+        EtcdCommand::Leave { data_dir } => {
+            let member = cluster::leave(&access(data_dir.data_dir)?).map_err(Error::from)?;
+            emit(&plinth::report::Left(&member).to_string())
+        }
     }
 }
 
 fn controller_command(args: ControllerArgs) -> anyhow::Result<u8> {
-    if !args.init_only {
-        anyhow::bail!(Error::RunModeUnavailable);
-    }
     let options = InitOptions {
         data_dir: args.data_dir,
         plugins_dir: args.plugins,
@@ -198,7 +311,14 @@ fn controller_command(args: ControllerArgs) -> anyhow::Result<u8> {
             error.into()
         }
     })?;
-    emit(&plinth::report::Summary(&bootstrap).to_string())
+    let done = emit(&plinth::report::Summary(&bootstrap).to_string())?;
+    if args.init_only {
+        return Ok(done);
+    }
+    // Run mode keeps the bootstrap, and with it the data dir's lock, until
+    // it returns. Its errors name absolute paths and peers.
+    plinth::run::run_blocking(bootstrap).map_err(Error::from)?;
+    Ok(DONE)
 }
 
 fn print<T: std::fmt::Display + serde::Serialize>(

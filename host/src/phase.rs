@@ -3,10 +3,8 @@
 //!
 //! ```text
 //! config ─► plugins ─► pre-init ─► join-decision ─► pki ─► post-pki ─► image-resolve ─► commit
+//!   └─ run mode: join ─► etcd ─► readiness, beside serve
 //! ```
-//!
-//! Run mode's phases (etcd, join, serve) are added with run mode; readiness
-//! is here already because the contract's readiness hook is.
 
 use std::fmt;
 
@@ -24,7 +22,15 @@ pub enum Phase {
     ImageResolve,
     /// Publish the staged files into the data dir.
     Commit,
+    /// Run mode: become an etcd member through the join API (or resume a
+    /// recorded membership).
+    Join,
+    /// Run mode: the supervised etcd's starts, exits and stop.
+    Etcd,
+    /// Run mode: every readiness check, until all are ready.
     Readiness,
+    /// Run mode: the join API (the members it added).
+    Serve,
     /// The bootstrap as a whole: the journal's line saying why it stopped.
     Bootstrap,
 }
@@ -41,7 +47,10 @@ impl Phase {
             Phase::PostPki => "post-pki",
             Phase::ImageResolve => "image-resolve",
             Phase::Commit => "commit",
+            Phase::Join => "join",
+            Phase::Etcd => "etcd",
             Phase::Readiness => "readiness",
+            Phase::Serve => "serve",
             Phase::Bootstrap => "bootstrap",
         }
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::controller::Bootstrap;
+use crate::bootstrap::Bootstrap;
 use crate::error::Error;
 use crate::hooks::builtin_of;
 use crate::plugin::contract::{CONTRACT_VERSION, FailurePolicy, Hook};
@@ -15,6 +15,7 @@ use crate::plugin::{
     SignatureStatus,
 };
 use crate::sha256::Sha256;
+use crate::terminal::escape;
 
 /// `plinth plugins inspect FILE`.
 #[derive(Debug, Serialize)]
@@ -74,10 +75,13 @@ pub struct Verification {
 
 pub fn verify(file: &Path, allowed_signers: &Path) -> Result<Verification, Error> {
     let allowed = AllowedSigners::read(allowed_signers).map_err(PluginError::from)?;
-    let bytes = std::fs::read(file).map_err(|source| PluginError::Io {
-        path: file.to_owned(),
-        source,
-    })?;
+    let bytes =
+        crate::regular_file::read(file, crate::plugin::MAX_WASM_BYTES).map_err(|source| {
+            PluginError::Io {
+                path: file.to_owned(),
+                source,
+            }
+        })?;
     let signer = allowed
         .verify_file(file, &bytes)
         .map_err(PluginError::from)?;
@@ -116,9 +120,10 @@ impl fmt::Display for Inspection {
                 .join(", ")
         };
         writeln!(f, "file:        {}", self.file.display())?;
-        writeln!(f, "name:        {}", self.name)?;
-        writeln!(f, "version:     {}", self.version)?;
-        writeln!(f, "description: {}", self.description)?;
+        // What the plugin said about itself, escaped for the terminal.
+        writeln!(f, "name:        {}", escape(&self.name))?;
+        writeln!(f, "version:     {}", escape(&self.version))?;
+        writeln!(f, "description: {}", escape(&self.description))?;
         writeln!(f, "contract:    {}", self.contract)?;
         writeln!(f, "exports:     {}", hooks(&self.exported_hooks))?;
         writeln!(f, "serves:      {}", hooks(&self.served_hooks))?;
@@ -245,7 +250,7 @@ impl fmt::Display for Summary<'_> {
             f,
             "join decision: {} ({})",
             join.action.as_str(),
-            join.reason
+            escape(&join.reason)
         )?;
         if changed.is_empty() {
             writeln!(
@@ -275,4 +280,88 @@ impl fmt::Display for Summary<'_> {
             }
         )
     }
+}
+
+/// `plinth etcd members`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Members(pub Vec<crate::run::etcd_client::Member>);
+
+impl fmt::Display for Members {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name_width = self
+            .0
+            .iter()
+            .map(|m| m.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(4);
+        write!(
+            f,
+            "{:<name_width$}  {:<16}  {:<7}  {:<7}  PEER URL",
+            "NAME", "ID", "ROLE", "STARTED"
+        )?;
+        for member in &self.0 {
+            write!(
+                f,
+                "\n{:<name_width$}  {:016x}  {:<7}  {:<7}  {}",
+                crate::terminal::escape(if member.started() { &member.name } else { "-" }),
+                member.id,
+                if member.learner { "learner" } else { "voter" },
+                if member.started() { "yes" } else { "no" },
+                crate::terminal::escape(&member.peer_urls.join(",")),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// What `plinth etcd leave` says once this controller's member is gone.
+pub struct Left<'a>(pub &'a crate::run::etcd_client::Member);
+
+impl fmt::Display for Left<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "member `{}` ({:016x}) removed from the cluster; stop this controller and remove its data dir",
+            crate::terminal::escape(&self.0.name),
+            self.0.id
+        )
+    }
+}
+
+/// `plinth token list`.
+#[derive(Debug, Serialize)]
+#[serde(transparent)]
+pub struct Tokens(pub Vec<crate::run::tokens::StoredToken>);
+
+impl fmt::Display for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let now = time::OffsetDateTime::now_utc();
+        write!(f, "{:<6}  {:<10}  {:<20}  EXPIRES", "ID", "ROLE", "CREATED")?;
+        for token in &self.0 {
+            let expires = match token.expires {
+                None => "never".to_owned(),
+                Some(at) if token.expired(now) => format!("{} (expired)", seconds(at)),
+                Some(at) => seconds(at),
+            };
+            write!(
+                f,
+                "\n{:<6}  {:<10}  {:<20}  {expires}",
+                token.id,
+                token.role.as_str(),
+                seconds(token.created),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// RFC 3339 to the second, for tables.
+fn seconds(at: time::OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    at.to_offset(time::UtcOffset::UTC)
+        .format(format)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }

@@ -15,6 +15,12 @@ impl Sha256 {
     pub fn of(bytes: &[u8]) -> Self {
         Self(sha2::Sha256::digest(bytes).into())
     }
+
+    /// The 32 bytes: for comparisons that must take constant time (a join
+    /// token's secret), and as a compiled-cache entry records its wasm.
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 impl fmt::Display for Sha256 {

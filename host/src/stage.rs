@@ -25,18 +25,22 @@
 //! empty stage leaves no trace in the data dir, and committing it only
 //! writes `.complete` when that is missing.
 //!
+//! Every file and directory is reached through [`beneath`]: a link planted
+//! as `.stage`, as a staged file or as a destination's directory is never
+//! followed, and files are created afresh (`O_EXCL`), never written
+//! through a name someone else made.
+//!
 //! A stage is opened from a [`DataDir`], whose lock keeps any other process
 //! from recovering, staging or committing into the same data dir meanwhile.
 
 use std::collections::BTreeSet;
-use std::fs::{self, DirBuilder, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data_dir::{DataDir, DataDirView};
+use crate::data_dir::{DataDir, DataDirView, beneath};
 use crate::error_class::ErrorClass;
 use crate::journal::{Entry, Verdict};
 use crate::phase::{Phase, Summarize};
@@ -51,6 +55,9 @@ const COMMIT_RECORD: &str = "commit";
 const COMMIT_RECORD_TMP: &str = "commit.tmp";
 /// Content of the completion marker.
 const COMPLETE_CONTENT: &[u8] = b"plinth: bootstrap files complete\n";
+/// The largest file the stage compares or a commit record may be: far
+/// above anything a bootstrap writes.
+const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Errors of the staging area. Each names the path involved.
 #[derive(Debug, thiserror::Error)]
@@ -151,12 +158,12 @@ impl<'a> Stage<'a> {
             staged: Vec::new(),
             seen: BTreeSet::new(),
         };
-        let data_dir = stage.data_dir.root();
+        let root = stage.data_dir.root();
         let stage_dir = stage.stage_dir();
-        if fs::symlink_metadata(&stage_dir).is_ok() {
-            let record_path = stage_dir.join(COMMIT_RECORD);
-            if record_path.exists() {
-                let record = read_record(&record_path)?;
+        if stage.exists(Path::new(DataDirView::STAGE))? {
+            let record_rel = Path::new(DataDirView::STAGE).join(COMMIT_RECORD);
+            if stage.exists(&record_rel)? {
+                let record = read_record(root, &record_rel)?;
                 tracing::info!(
                     files = record.files.len(),
                     "rolling forward an interrupted commit"
@@ -166,7 +173,7 @@ impl<'a> Stage<'a> {
             } else {
                 tracing::info!(path = %stage_dir.display(), "discarding an uncommitted stage");
                 remove_dir_all(&stage_dir)?;
-                fsync_dir(data_dir)?;
+                fsync_rel(root, Path::new(""))?;
             }
         }
         Ok(stage)
@@ -188,12 +195,26 @@ impl<'a> Stage<'a> {
     ) -> Result<(), StageError> {
         let rel = rel.as_ref();
         check_rel(rel)?;
-        let path = self.files_dir().join(rel);
-        create_file(&path, bytes, mode)?;
+        create_file(self.data_dir.root(), &files_dir().join(rel), bytes, mode)?;
         if self.seen.insert(rel.to_path_buf()) {
             self.staged.push(rel.to_path_buf());
         }
         Ok(())
+    }
+
+    /// The bytes staged for `rel`, if it was staged (the PKI phase reads a
+    /// joiner's staged cluster CAs through this).
+    pub(crate) fn read_staged(&self, rel: &Path) -> Result<Option<Vec<u8>>, StageError> {
+        if !self.seen.contains(rel) {
+            return Ok(None);
+        }
+        let staged = files_dir().join(rel);
+        let root = self.data_dir.root();
+        let path = root.join(&staged);
+        beneath::read(root, &staged, MAX_FILE_BYTES)
+            .map_err(io_err("read", &path))?
+            .ok_or_else(|| io_err("read", &path)(io::ErrorKind::NotFound.into()))
+            .map(Some)
     }
 
     /// Relative paths staged so far, in the order first written.
@@ -209,7 +230,9 @@ impl<'a> Stage<'a> {
         bytes: &[u8],
         mode: u32,
     ) -> Result<(), StageError> {
-        let current = fs::read(self.data_dir.path(rel)).ok();
+        let current = beneath::read(self.data_dir.root(), Path::new(rel), MAX_FILE_BYTES)
+            .ok()
+            .flatten();
         if current.as_deref() == Some(bytes) {
             return Ok(());
         }
@@ -223,7 +246,13 @@ impl<'a> Stage<'a> {
         let published = Published {
             files: self.staged.len(),
         };
-        if self.staged.is_empty() && self.data_dir.complete_marker().exists() {
+        if self.staged.is_empty() {
+            // Nothing to publish: at most the marker is missing (a restore
+            // that skipped dotfiles), and the files it vouches for are all
+            // there.
+            if !self.exists(Path::new(DataDirView::COMPLETE_MARKER))? {
+                self.finish()?;
+            }
             return Ok(published);
         }
         self.write_record()?;
@@ -242,10 +271,9 @@ impl<'a> Stage<'a> {
 
     /// Throw the staged files away.
     pub fn discard(self) -> Result<(), StageError> {
-        let stage_dir = self.stage_dir();
-        if fs::symlink_metadata(&stage_dir).is_ok() {
-            remove_dir_all(&stage_dir)?;
-            fsync_dir(self.data_dir.root())?;
+        if self.exists(Path::new(DataDirView::STAGE))? {
+            remove_dir_all(&self.stage_dir())?;
+            fsync_rel(self.data_dir.root(), Path::new(""))?;
         }
         Ok(())
     }
@@ -263,36 +291,43 @@ impl<'a> Stage<'a> {
         self.data_dir.stage_dir()
     }
 
-    fn files_dir(&self) -> PathBuf {
-        self.stage_dir().join(FILES_DIR)
+    /// Whether anything, a link included, is at `rel`.
+    fn exists(&self, rel: &Path) -> Result<bool, StageError> {
+        beneath::exists(self.data_dir.root(), rel)
+            .map_err(io_err("inspect", &self.data_dir.path(rel)))
     }
 
     /// Make the staged tree durable, then decide the commit by renaming the
     /// fsynced record into place.
     fn write_record(&self) -> Result<(), StageError> {
-        let stage_dir = self.stage_dir();
-        create_dirs(&stage_dir)?;
+        let root = self.data_dir.root();
+        let stage_rel = Path::new(DataDirView::STAGE);
         // Staged files and their directory entries must be durable before
         // the record makes the commit decided.
-        let files = self.staged.iter().map(|rel| self.files_dir().join(rel));
-        fsync_together(files.chain(directories_of(&self.files_dir(), &self.staged)))?;
+        let files = self.staged.iter().map(|rel| files_dir().join(rel));
+        fsync_together(
+            root,
+            files.chain(directories_of(&files_dir(), &self.staged)),
+        )?;
         let record = CommitRecord {
             version: 1,
             files: self.staged.clone(),
         };
         let bytes = serde_json::to_vec_pretty(&record).expect("a commit record serialises");
         write_durably(
-            &stage_dir.join(COMMIT_RECORD_TMP),
-            &stage_dir.join(COMMIT_RECORD),
+            root,
+            &stage_rel.join(COMMIT_RECORD_TMP),
+            &stage_rel.join(COMMIT_RECORD),
             &bytes,
             0o600,
         )?;
         // The stage dir entry must survive in the data dir, and the data dir
         // (perhaps created just now) in its parent.
-        let root = self.data_dir.root();
-        fsync_dir(root)?;
+        fsync_rel(root, Path::new(""))?;
         match root.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => fsync_dir(parent),
+            Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("fsync directory", parent)),
             _ => Ok(()),
         }
     }
@@ -303,49 +338,57 @@ impl<'a> Stage<'a> {
         let root = self.data_dir.root();
         for rel in files {
             check_rel(rel)?;
-            let from = self.files_dir().join(rel);
-            let to = self.data_dir.path(rel);
-            let parent = to.parent().unwrap_or(root).to_path_buf();
-            match fs::symlink_metadata(&from) {
-                Ok(_) => {
-                    create_dirs(&parent)?;
-                    fs::rename(&from, &to).map_err(io_err("rename into place", &to))?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    if fs::symlink_metadata(&to).is_err() {
-                        return Err(StageError::MissingStagedFile { path: to });
-                    }
-                    // Already published before the crash.
-                }
-                Err(e) => return Err(io_err("inspect", &from)(e)),
+            let from = files_dir().join(rel);
+            if self.exists(&from)? {
+                beneath::rename(root, &from, rel)
+                    .map_err(io_err("rename into place", &self.data_dir.path(rel)))?;
+            } else if !self.exists(rel)? {
+                return Err(StageError::MissingStagedFile {
+                    path: self.data_dir.path(rel),
+                });
             }
+            // Else it was already published before the crash.
         }
         // The new entries, and any directory created for them, must survive
         // a power loss before `.complete` claims they are there.
-        fsync_together(directories_of(root, files))
+        fsync_together(root, directories_of(Path::new(""), files))
     }
 
-    /// Write the completion marker, then remove the record and the stage.
+    /// Write the completion marker, then remove the record (if any) and
+    /// the stage.
     fn finish(&self) -> Result<(), StageError> {
-        let stage_dir = self.stage_dir();
         let root = self.data_dir.root();
+        let stage_rel = Path::new(DataDirView::STAGE);
         write_durably(
-            &stage_dir.join("complete.tmp"),
-            &self.data_dir.complete_marker(),
+            root,
+            &stage_rel.join("complete.tmp"),
+            Path::new(DataDirView::COMPLETE_MARKER),
             COMPLETE_CONTENT,
             0o644,
         )?;
-        fsync_dir(root)?;
-        let record = stage_dir.join(COMMIT_RECORD);
-        fs::remove_file(&record).map_err(io_err("remove", &record))?;
-        fsync_dir(&stage_dir)?;
-        remove_dir_all(&stage_dir)?;
-        fsync_dir(root)
+        let record = self.stage_dir().join(COMMIT_RECORD);
+        match std::fs::remove_file(&record) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(io_err("remove", &record)(e));
+            }
+            _ => {}
+        }
+        fsync_rel(root, stage_rel)?;
+        remove_dir_all(&self.stage_dir())?;
+        fsync_rel(root, Path::new(""))
     }
 }
 
-fn read_record(path: &Path) -> Result<CommitRecord, StageError> {
-    let bytes = fs::read(path).map_err(io_err("read", path))?;
+/// `.stage/files`, relative to the data dir.
+fn files_dir() -> PathBuf {
+    Path::new(DataDirView::STAGE).join(FILES_DIR)
+}
+
+fn read_record(root: &Path, rel: &Path) -> Result<CommitRecord, StageError> {
+    let path = &root.join(rel);
+    let bytes = beneath::read(root, rel, MAX_FILE_BYTES)
+        .map_err(io_err("read", path))?
+        .ok_or_else(|| io_err("read", path)(io::ErrorKind::NotFound.into()))?;
     let record: CommitRecord =
         serde_json::from_slice(&bytes).map_err(|source| StageError::BadRecord {
             path: path.to_path_buf(),
@@ -379,21 +422,13 @@ fn check_rel(rel: &Path) -> Result<(), StageError> {
     }
 }
 
-/// Create `dir` and its missing parents with mode 0700.
-fn create_dirs(dir: &Path) -> Result<(), StageError> {
-    DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io_err("create directory", dir))
-}
-
-/// Every directory from `root` down to the parents of `files`.
-fn directories_of(root: &Path, files: &[PathBuf]) -> BTreeSet<PathBuf> {
-    let mut dirs = BTreeSet::from([root.to_path_buf()]);
+/// Every directory from `base` (relative to the data dir, `""` for the
+/// root) down to the parents of `files` (relative to `base`).
+fn directories_of(base: &Path, files: &[PathBuf]) -> BTreeSet<PathBuf> {
+    let mut dirs = BTreeSet::from([base.to_path_buf()]);
     for rel in files {
-        let mut dir = root.join(rel);
-        while dir.pop() && dir.starts_with(root) {
+        let mut dir = base.join(rel);
+        while dir.pop() && dir.starts_with(base) {
             dirs.insert(dir.clone());
         }
     }
@@ -405,18 +440,12 @@ fn directories_of(root: &Path, files: &[PathBuf]) -> BTreeSet<PathBuf> {
 /// commits, where one after the other each waits for its own (about 4 ms
 /// apiece on a disk, which dominated a whole bootstrap). Unlike `syncfs`,
 /// this never waits for unrelated dirty data on the same filesystem.
-fn fsync_together(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), StageError> {
+fn fsync_together(root: &Path, paths: impl IntoIterator<Item = PathBuf>) -> Result<(), StageError> {
     let paths: Vec<PathBuf> = paths.into_iter().collect();
     std::thread::scope(|scope| {
         let syncs: Vec<_> = paths
             .iter()
-            .map(|path| {
-                scope.spawn(move || {
-                    File::open(path)
-                        .and_then(|f| f.sync_all())
-                        .map_err(io_err("fsync", path))
-                })
-            })
+            .map(|rel| scope.spawn(move || fsync_rel(root, rel)))
             .collect();
         syncs
             .into_iter()
@@ -424,50 +453,43 @@ fn fsync_together(paths: impl IntoIterator<Item = PathBuf>) -> Result<(), StageE
     })
 }
 
-fn fsync_dir(dir: &Path) -> Result<(), StageError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+/// fsync the file or directory `rel` of the data dir.
+fn fsync_rel(root: &Path, rel: &Path) -> Result<(), StageError> {
+    beneath::fsync(root, rel).map_err(io_err("fsync", &root.join(rel)))
 }
 
+/// Remove a directory tree; std's `remove_dir_all` never follows a link
+/// (the tree's own top included: a link there is removed, not followed).
 fn remove_dir_all(dir: &Path) -> Result<(), StageError> {
-    match fs::remove_dir_all(dir) {
+    match std::fs::remove_dir_all(dir) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", dir)(e)),
         _ => Ok(()),
     }
 }
 
-/// Create (or truncate) `path` with exactly `mode` and write `bytes`,
-/// creating parent directories 0700.
-fn create_file(path: &Path, bytes: &[u8], mode: u32) -> Result<File, StageError> {
-    if let Some(parent) = path.parent() {
-        create_dirs(parent)?;
-    }
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(path)
-        .map_err(io_err("create", path))?;
-    // The mode given to open() is filtered by the umask; set it exactly.
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io_err("set permissions of", path))?;
+/// Create `rel` afresh with exactly `mode` and write `bytes`, creating
+/// parent directories 0700.
+fn create_file(root: &Path, rel: &Path, bytes: &[u8], mode: u32) -> Result<File, StageError> {
+    let path = &root.join(rel);
+    let mut file = beneath::create(root, rel, mode).map_err(io_err("create", path))?;
     file.write_all(bytes).map_err(io_err("write", path))?;
     Ok(file)
 }
 
 /// Write `bytes` to `tmp`, fsync, and rename it to `dest`, then fsync
 /// `dest`'s directory.
-fn write_durably(tmp: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Result<(), StageError> {
-    create_file(tmp, bytes, mode)?
+fn write_durably(
+    root: &Path,
+    tmp: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), StageError> {
+    create_file(root, tmp, bytes, mode)?
         .sync_all()
-        .map_err(io_err("fsync", tmp))?;
-    fs::rename(tmp, dest).map_err(io_err("rename into place", dest))?;
-    if let Some(parent) = dest.parent() {
-        fsync_dir(parent)?;
-    }
-    Ok(())
+        .map_err(io_err("fsync", &root.join(tmp)))?;
+    beneath::rename(root, tmp, dest).map_err(io_err("rename into place", &root.join(dest)))?;
+    fsync_rel(root, dest.parent().unwrap_or(Path::new("")))
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ fn a_yaml_syntax_error_names_its_line_and_column() {
 fn an_unknown_key_names_its_line_and_the_keys_allowed_there() {
     assert_line(
         "spec:\n  netwrk: {}\n",
-        "invalid config {file}:2:3: spec: unknown field `netwrk`, expected one of `api`, `network`, `storage`, `pki`, `images`, `plugins`",
+        "invalid config {file}:2:3: spec: unknown field `netwrk`, expected one of `api`, `network`, `storage`, `readiness`, `pki`, `images`, `plugins`",
     );
     assert_line(
         "# site config\nspec: {}\nspek: {}\n",

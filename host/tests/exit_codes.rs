@@ -46,14 +46,22 @@ fn exit_2_for_usage_and_invalid_input() {
         run.error_line()
     );
 
+    // Run mode with an etcd that cannot be started: exit 2, naming it.
+    let (_run_dir, run_config) = temp_file(
+        "run.yaml",
+        "spec:\n  api:\n    address: 127.26.0.1\n  storage:\n    etcd:\n      clientAddress: 127.26.0.1\n      binary: /nonexistent/etcd\n",
+    );
     let run = plinth(&[
         "controller",
         "--data-dir",
         &data.path().display().to_string(),
+        "--config",
+        &run_config.display().to_string(),
     ]);
     run.expect_code(2);
     assert!(
-        run.error_line().contains("--init-only"),
+        run.error_line().contains("/nonexistent/etcd")
+            && run.error_line().contains("spec.storage.etcd.binary"),
         "{}",
         run.error_line()
     );
@@ -123,24 +131,38 @@ fn exit_4_when_a_plugin_fails() {
     );
 }
 
-/// `controller --init-only` on `data` with a join token for 10.0.0.1:9443
-/// pinning `ca_sha256`.
+/// `controller --init-only` on `data` with a join token for 127.0.0.1:1
+/// (where nothing listens) pinning `ca_sha256`, giving up after 2 s.
 fn join_with_token(data: &std::path::Path, ca_sha256: &str) -> common::Run {
-    let token = format!("plinth-join-v1:10.0.0.1:9443:{ca_sha256}:abcdefghijklmnop0123\n");
+    let token = format!("plinth-join-v1:127.0.0.1:1:{ca_sha256}:abc123.defghijklmnop012\n");
     let (_dir, token) = temp_file("token", &token);
-    init_only(data, None, &["--token-file", &token.display().to_string()])
+    let (_config_dir, config) = temp_file(
+        "cluster.yaml",
+        "spec:\n  storage:\n    etcd:\n      joinTimeout: 2s\n",
+    );
+    init_only(
+        data,
+        None,
+        &[
+            "--token-file",
+            &token.display().to_string(),
+            "--config",
+            &config.display().to_string(),
+        ],
+    )
 }
 
 #[test]
-fn exit_5_when_joining_without_the_cluster_ca() {
+fn exit_5_when_no_join_api_answers_within_the_join_timeout() {
     let data = tempfile::tempdir().unwrap();
     let run = join_with_token(data.path(), &"ab".repeat(32));
     run.expect_code(5);
     let line = run.error_line();
     assert!(
-        line.contains("10.0.0.1:9443") && line.contains("pki/ca.crt"),
+        line.contains("127.0.0.1:1") && line.contains("no controller answered"),
         "{line}"
     );
+    assert!(!data.path().join("pki").exists(), "nothing is published");
 }
 
 #[test]

@@ -250,7 +250,7 @@ fn files_that_are_not_plugins_of_this_contract_are_refused_at_load() {
         (
             "10-other",
             &other_contract,
-            "built against plinth:bootstrap@0.2.0; this Plinth speaks 0.1.0",
+            "built against plinth:bootstrap@0.1.0; this Plinth speaks 0.2.0",
         ),
     ];
     for (what, bytes, reason) in cases {

@@ -461,6 +461,7 @@ fn etcd_serves_with_generated_certs(alg: KeyAlgorithm) {
     let mut spec = spec(alg);
     spec.etcd = EtcdMode::Embedded {
         peer_address: ip("127.0.0.1"),
+        client_address: ip("127.0.0.1"),
     };
     init(&dir, &spec, now());
     let pki = dir.root().join("pki");

@@ -96,7 +96,7 @@ fn hooks_come_from_exports_and_a_manifest_narrows_them() {
     let inspect: serde_json::Value = serde_json::from_str(&inspect.stdout).unwrap();
     assert_eq!(inspect["exported_hooks"], serde_json::json!(["post-pki"]));
     assert_eq!(inspect["name"], "cert-audit");
-    assert_eq!(inspect["contract"], "plinth:bootstrap@0.1.0");
+    assert_eq!(inspect["contract"], "plinth:bootstrap@0.2.0");
     assert_eq!(inspect["sha256"].as_str().unwrap().len(), 64);
 
     let plan: serde_json::Value = serde_json::from_str(

@@ -43,7 +43,7 @@ impl Readiness for Component {
         setting("url")
             .map(|url| CheckSpec {
                 name: CHECK.into(),
-                url,
+                url: Some(url),
                 interval_ms: INTERVAL_MS,
             })
             .into_iter()

@@ -12,6 +12,7 @@ use crate::{cargo, exec, python, root, target_dir};
 const WORKSPACE_GUESTS: &[&str] = &[
     "cert-audit",
     "airgap-mirror",
+    "quorum-guard",
     "scripted",
     "other-contract",
     "rewrite",

@@ -4,6 +4,7 @@
 //! tests).
 
 mod bench;
+mod cluster;
 mod demo;
 mod guests;
 mod python;
@@ -24,7 +25,11 @@ commands:
             shipped plugins on a temporary data dir and show what each phase did
   test      install missing test tools, build the guests, check formatting and
             lints, and run every test
-  bench     build in release and print the benchmark tables";
+  bench     build in release and print the benchmark tables
+  bench-run build in release and print only the run-mode benchmarks (start,
+            joins, readiness reaction)
+  joins [N] start one controller and four joiners at once, N times (default
+            10), and report how many rounds ended as one cluster of five voters";
 
 fn main() -> Result<()> {
     let command = std::env::args().nth(1).unwrap_or_default();
@@ -33,6 +38,8 @@ fn main() -> Result<()> {
         "demo" => demo::run(),
         "test" => test(),
         "bench" => bench::run(),
+        "bench-run" => bench::run_mode_only(),
+        "joins" => joins(std::env::args().nth(2).as_deref().unwrap_or("10")),
         "-h" | "--help" | "help" => {
             println!("{USAGE}");
             Ok(())
@@ -51,7 +58,14 @@ fn test() -> Result<()> {
     // crates have none, and a run closing on "0 passed" would read as if
     // nothing had been tested.
     let targets = ["--lib", "--bins", "--tests"];
-    let packages = ["plinth", "xtask", "cert-audit", "airgap-mirror", "scripted"];
+    let packages = [
+        "plinth",
+        "xtask",
+        "cert-audit",
+        "airgap-mirror",
+        "quorum-guard",
+        "scripted",
+    ];
     let mut args = vec!["test"];
     packages
         .iter()
@@ -66,6 +80,26 @@ fn test() -> Result<()> {
             .args(["test", "--manifest-path"])
             .arg(join_guard)
             .env("CARGO_TARGET_DIR", target_dir()),
+    )
+}
+
+/// The parallel-join test, `rounds` times in a row (it prints k/N).
+fn joins(rounds: &str) -> Result<()> {
+    let rounds: usize = rounds
+        .parse()
+        .with_context(|| format!("`{rounds}` is not a number of rounds"))?;
+    tools::ensure_test_tools()?;
+    let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    exec(
+        Command::new(cargo_bin)
+            .args(["test", "-p", "plinth", "--test", "run_mode", "--"])
+            .args([
+                "--exact",
+                "four_controllers_started_at_once_with_one_token_form_one_cluster_of_five",
+                "--nocapture",
+            ])
+            .env("PLINTH_JOIN_ROUNDS", rounds.to_string())
+            .current_dir(root()),
     )
 }
 

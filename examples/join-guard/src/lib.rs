@@ -32,7 +32,21 @@ fn allow_create(raw: Option<&str>) -> Result<bool, String> {
 }
 
 /// The decision: pass `current` through, or refuse a cluster creation.
-fn decide(current_is_create: bool, hostname: &str, allow: bool) -> Result<(), String> {
+/// `recorded_member` is the member id of a join this machine recorded and
+/// has not finished: creating a cluster then would split the one that
+/// already added it, so not even `allow-create` permits it.
+fn decide(
+    current_is_create: bool,
+    recorded_member: Option<&str>,
+    hostname: &str,
+    allow: bool,
+) -> Result<(), String> {
+    if let (true, Some(member)) = (current_is_create, recorded_member) {
+        return Err(format!(
+            "join-guard refuses to create a new cluster on `{hostname}`: this machine was \
+             added to a cluster as member {member} (etcd/join.json) and must finish that join"
+        ));
+    }
     if current_is_create && !allow {
         return Err(format!(
             "join-guard refuses to create a new cluster on `{hostname}`: this site already has a \
@@ -68,7 +82,8 @@ impl JoinGuest for JoinGuard {
     fn decide(facts: JoinFacts, current: Proposal) -> Result<Proposal, String> {
         let allow = allow_create(setting(ALLOW_CREATE).as_deref())?;
         let is_create = current.action == JoinAction::CreateCluster;
-        decide(is_create, &facts.hostname, allow)?;
+        let recorded = facts.recorded_membership.as_ref().map(|m| m.member_id.as_str());
+        decide(is_create, recorded, &facts.hostname, allow)?;
         if is_create {
             log(
                 Level::Warn,
@@ -90,11 +105,18 @@ mod tests {
 
     #[test]
     fn refuses_create_unless_allowed() {
-        let err = decide(true, "node-a", false).unwrap_err();
+        let err = decide(true, None, "node-a", false).unwrap_err();
         assert!(err.contains("this site already has a cluster"));
         assert!(err.contains("join token") && err.contains(ALLOW_CREATE));
-        assert!(decide(true, "node-a", true).is_ok());
-        assert!(decide(false, "node-a", false).is_ok());
+        assert!(decide(true, None, "node-a", true).is_ok());
+        assert!(decide(false, None, "node-a", false).is_ok());
+    }
+
+    #[test]
+    fn refuses_create_over_a_recorded_join_even_when_allowed() {
+        let err = decide(true, Some("00000000deadbeef"), "node-a", true).unwrap_err();
+        assert!(err.contains("00000000deadbeef") && err.contains("finish that join"));
+        assert!(decide(false, Some("00000000deadbeef"), "node-a", false).is_ok());
     }
 
     #[test]

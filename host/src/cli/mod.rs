@@ -10,10 +10,17 @@ use crate::plugin::contract::Hook;
 /// Bootstrap host of a k0s-style Kubernetes distribution, with WebAssembly
 /// policy plugins.
 ///
-/// Exit codes: 0 done; 1 internal error; 2 usage, invalid config, manifest,
-/// plugin file or settings, or a data dir another Plinth holds; 3 a plugin
-/// denied; 4 a plugin failed (trap, timeout, bad answer) under fail-closed; 5
-/// a required component or peer is unreachable.
+/// Exit codes: 0 done; 1 internal error (a bug, or the machine refused
+/// something); 2 usage, invalid config, manifest, plugin file or settings,
+/// an unsafe data dir (owned by another user, writable by others, a link
+/// inside), a refused or malformed join token, a join API that does not
+/// present the pinned CA, a readiness URL outside the manifest's
+/// allow-urls; 3 a plugin denied, or a readiness check failed; 4 a plugin
+/// failed (trap, timeout, bad answer) under fail-closed; 5 a required
+/// component or peer is unreachable (no join API answered within the join
+/// timeout), or a readiness check was not ready within
+/// spec.readiness.timeout; 6 another Plinth holds the data dir. `pki
+/// check-expiration` adds 8 and 9.
 #[derive(Debug, Parser)]
 #[command(name = "plinth", version, propagate_version = true)]
 pub struct Cli {
@@ -40,12 +47,31 @@ pub enum Command {
     /// Help for air-gapped sites.
     #[command(subcommand)]
     Airgap(AirgapCommand),
+    /// Join tokens of the running cluster (kept in its etcd).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The running cluster's etcd members.
+    #[command(subcommand)]
+    Etcd(EtcdCommand),
+    /// Readiness of the local controller: every check, with why it is not
+    /// ready yet (its `/readyz?verbose`). Exits 0 when ready, 5 when not
+    /// (or when no controller answers).
+    Status {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
     /// Generate the PKI and configuration, run every plugin hook, commit, and
-    /// exit; do not start etcd or serve. (Run mode is not part of this build.)
+    /// exit; do not start etcd or serve. Without it Plinth goes on in run
+    /// mode: it starts and supervises etcd (joining the cluster when given a
+    /// token), serves the join API (`/readyz` included), runs every readiness
+    /// check (sd_notify READY=1 when all are ready, if NOTIFY_SOCKET is set),
+    /// and runs until SIGTERM or SIGINT.
     #[arg(long)]
     pub init_only: bool,
     /// Directory of plugins (`*.wasm`, each with an optional `NAME.toml`).
@@ -57,9 +83,69 @@ pub struct ControllerArgs {
     /// ClusterConfig YAML; the embedded default when absent.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Join token of an existing cluster.
+    /// Join token of an existing cluster (`plinth token create` prints one):
+    /// the CAs are fetched from its join API, and in run mode this
+    /// controller becomes an etcd member.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+}
+
+/// The data dir of the running controller a client command talks to.
+#[derive(Debug, Args)]
+pub struct DataDirArg {
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Make a join token and print it (the only time its secret is shown).
+    Create {
+        /// What the token lets its holder join as.
+        #[arg(long, value_enum)]
+        role: TokenRole,
+        /// How long the token is valid, Go-style (`24h`, `90m`); `0` never expires.
+        #[arg(long, value_name = "DURATION", default_value = "24h")]
+        ttl: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Every token: id, role, created, expires (never a secret).
+    List {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Delete a token: joins presenting it are refused from now on.
+    Revoke {
+        /// The token's id (its first six characters after the CA digest).
+        id: String,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TokenRole {
+    Controller,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EtcdCommand {
+    /// Members: name, id, peer URL, voter or learner, started.
+    Members {
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
+    /// Remove this controller's member from the cluster (never the last
+    /// voter); then stop the controller and remove its data dir.
+    Leave {
+        #[command(flatten)]
+        data_dir: DataDirArg,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,7 +226,11 @@ pub enum Language {
 
 #[derive(Debug, Subcommand)]
 pub enum PkiCommand {
-    /// When each certificate, kubeconfig and CA expires; exits 1 when one has.
+    /// When each certificate, kubeconfig and CA expires, and whether each is
+    /// signed by its CA. Exits 0 when all are there, valid, signed by their
+    /// CA and unexpired; 8 when one has expired; 9 when one is missing,
+    /// unparsable or not signed by its CA (9 wins over 8); 2 when there is
+    /// no data dir.
     CheckExpiration {
         #[arg(long, value_name = "DIR", default_value = "/var/lib/plinth")]
         data_dir: PathBuf,

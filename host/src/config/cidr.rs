@@ -12,6 +12,54 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    pub(crate) fn is_ipv4(&self) -> bool {
+        self.network.is_ipv4()
+    }
+
+    pub(crate) fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
+    /// The network as a number of its family's width, and that width.
+    fn bits(&self) -> (u128, u8) {
+        match self.network {
+            IpAddr::V4(net) => (u128::from(u32::from(net)), 32),
+            IpAddr::V6(net) => (u128::from(net), 128),
+        }
+    }
+
+    /// Whether the two ranges share an address (never across families).
+    pub(crate) fn overlaps(&self, other: &Cidr) -> bool {
+        let ((a, width), (b, other_width)) = (self.bits(), other.bits());
+        if width != other_width {
+            return false;
+        }
+        let common = self.prefix.min(other.prefix);
+        let shift = u32::from(width - common);
+        a.checked_shr(shift).unwrap_or(0) == b.checked_shr(shift).unwrap_or(0)
+    }
+
+    /// What a reserved block this range touches is for, if it touches one:
+    /// such addresses cannot serve as cluster networks.
+    pub(crate) fn reserved_use(&self) -> Option<&'static str> {
+        const RESERVED: [(&str, &str); 10] = [
+            ("0.0.0.0/8", "inside 0.0.0.0/8 (this network)"),
+            ("127.0.0.0/8", "inside 127.0.0.0/8 (loopback)"),
+            ("169.254.0.0/16", "inside 169.254.0.0/16 (link-local)"),
+            ("224.0.0.0/4", "inside 224.0.0.0/4 (multicast)"),
+            ("240.0.0.0/4", "inside 240.0.0.0/4 (reserved)"),
+            ("::/127", "the unspecified or loopback address"),
+            ("fe80::/10", "inside fe80::/10 (link-local)"),
+            ("ff00::/8", "inside ff00::/8 (multicast)"),
+            ("::ffff:0:0/96", "inside ::ffff:0:0/96 (IPv4-mapped)"),
+            ("2001:db8::/32", "inside 2001:db8::/32 (documentation)"),
+        ];
+        RESERVED.iter().find_map(|(block, what)| {
+            let block: Cidr = block.parse().expect("the reserved blocks parse");
+            self.overlaps(&block).then_some(*what)
+        })
+    }
+
     /// The first usable address: Kubernetes gives it to the `kubernetes`
     /// service, so the API server certificate must carry it.
     pub(crate) fn first_host(&self) -> IpAddr {

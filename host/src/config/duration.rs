@@ -17,6 +17,10 @@ impl GoDuration {
         }
     }
 
+    pub(crate) fn as_std(self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.seconds)
+    }
+
     pub(crate) fn as_time(self) -> time::Duration {
         time::Duration::seconds(i64::try_from(self.seconds).unwrap_or(i64::MAX))
     }
@@ -55,7 +59,9 @@ impl FromStr for GoDuration {
             rest = &rest[digits + 1..];
         }
         if seconds == 0 {
-            return Err(format!("`{text}` is zero; a validity must be positive"));
+            return Err(format!(
+                "`{text}` is zero; a duration here must be positive"
+            ));
         }
         Ok(Self { seconds })
     }

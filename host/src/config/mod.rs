@@ -5,8 +5,10 @@
 //! every field resolved against the embedded default and the node's facts.
 //! Only the first is ever written to disk.
 
+mod checks;
 mod cidr;
 mod duration;
+mod limits;
 mod location;
 pub mod merge;
 pub mod schema;
@@ -31,6 +33,9 @@ use crate::stage::{Stage, StageError};
 
 /// The embedded default document, also what `cargo xtask demo` runs on.
 pub(crate) const DEFAULT_YAML: &str = include_str!("default.yaml");
+
+/// The largest config file read: a real one is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -65,6 +70,8 @@ pub enum ConfigError {
     },
     #[error("pre-init patch from plugin {plugin} is not a JSON object: {message}")]
     Patch { plugin: String, message: String },
+    #[error("invalid config {origin}: {message}")]
+    TooLarge { origin: String, message: String },
 }
 
 impl ConfigError {
@@ -92,6 +99,10 @@ pub(crate) struct Effective {
     pub api: Api,
     pub network: Network,
     pub storage: Storage,
+    /// `spec.storage.etcd.joinTimeout`: how long a join, or a first start of
+    /// etcd, may take.
+    pub join_timeout: GoDuration,
+    pub readiness: Readiness,
     pub pki: Pki,
     pub images: Images,
     pub plugins: Plugins,
@@ -105,9 +116,17 @@ pub(crate) struct Plugins {
 }
 
 #[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Readiness {
+    /// Every check must be ready within this long of etcd's start.
+    pub timeout: std::time::Duration,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Api {
     pub address: IpAddr,
     pub port: u16,
+    /// The join API's port, on `address`.
+    pub plinth_api_port: u16,
     pub sans: Vec<String>,
 }
 
@@ -122,13 +141,47 @@ pub struct Network {
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Storage {
-    /// etcd run by Plinth; peers reach it at `peer_address`.
-    Embedded {
-        peer_address: IpAddr,
-    },
-    External {
-        endpoints: Vec<String>,
-    },
+    /// etcd run by Plinth.
+    Embedded(EmbeddedEtcd),
+    External(ExternalEtcd),
+}
+
+/// etcd as Plinth runs it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct EmbeddedEtcd {
+    pub name: String,
+    pub peer_address: IpAddr,
+    pub peer_port: u16,
+    pub client_address: IpAddr,
+    pub client_port: u16,
+    pub binary: PathBuf,
+}
+
+impl EmbeddedEtcd {
+    pub(crate) fn peer_url(&self) -> String {
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(self.peer_address, self.peer_port)
+        )
+    }
+
+    pub(crate) fn client_url(&self) -> String {
+        format!(
+            "https://{}",
+            std::net::SocketAddr::new(self.client_address, self.client_port)
+        )
+    }
+}
+
+/// An etcd cluster someone else runs.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ExternalEtcd {
+    pub endpoints: Vec<String>,
+    /// CA, client certificate and key for Plinth's own calls (tokens);
+    /// run mode needs all three.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -151,10 +204,13 @@ impl Config {
     pub fn load(path: Option<&Path>, node: &NodeFacts) -> Result<Self, ConfigError> {
         match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })?;
+                let text =
+                    crate::regular_file::read_text(path, MAX_CONFIG_BYTES).map_err(|source| {
+                        ConfigError::Read {
+                            path: path.to_owned(),
+                            source,
+                        }
+                    })?;
                 Self::from_yaml(&text, &path.display().to_string(), node)
             }
             None => Self::from_user(ClusterConfig::default(), EMBEDDED_DEFAULT, node),
@@ -163,6 +219,19 @@ impl Config {
 
     /// Parse a document; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &str, node: &NodeFacts) -> Result<Self, ConfigError> {
+        let too_large = |message| ConfigError::TooLarge {
+            origin: origin.to_owned(),
+            message,
+        };
+        if text.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(too_large(format!(
+                "the document is {} bytes; at most {MAX_CONFIG_BYTES} are accepted",
+                text.len()
+            )));
+        }
+        limits::check_flow_depth(text)
+            .and_then(|()| limits::check_expansion(text))
+            .map_err(too_large)?;
         let user: ClusterConfig = if text.trim().is_empty() {
             ClusterConfig::default()
         } else {
@@ -228,8 +297,8 @@ impl Config {
             "spec": {
                 "api": {"address": self.effective.api.address.to_string()},
                 "storage": match &self.effective.storage {
-                    Storage::Embedded { peer_address } => serde_json::json!({"etcd": {"peerAddress": peer_address.to_string()}}),
-                    Storage::External { .. } => serde_json::json!({}),
+                    Storage::Embedded(etcd) => serde_json::json!({"etcd": {"peerAddress": etcd.peer_address.to_string(), "name": etcd.name}}),
+                    Storage::External(_) => serde_json::json!({}),
                 },
             }
         });
@@ -269,6 +338,12 @@ impl Config {
         &self.effective
     }
 
+    /// `spec.storage.etcd.joinTimeout`: how long a join (the CA fetch, the
+    /// member add) may take.
+    pub(crate) fn join_timeout(&self) -> std::time::Duration {
+        self.effective.join_timeout.as_std()
+    }
+
     /// What the PKI phase is asked to produce, on this node.
     /// `spec.plugins.allowedSigners`, and whether signatures are required.
     pub fn plugin_signers(&self) -> (Option<&Path>, bool) {
@@ -289,9 +364,12 @@ impl Config {
             extra_sans: effective.api.sans.clone(),
             node_addresses: node.addresses.clone(),
             hostname: node.hostname.clone(),
-            etcd: match effective.storage {
-                Storage::Embedded { peer_address } => EtcdMode::Embedded { peer_address },
-                Storage::External { .. } => EtcdMode::External,
+            etcd: match &effective.storage {
+                Storage::Embedded(etcd) => EtcdMode::Embedded {
+                    peer_address: etcd.peer_address,
+                    client_address: etcd.client_address,
+                },
+                Storage::External(_) => EtcdMode::External,
             },
             key_algorithm: effective.pki.key_algorithm,
             validity: effective.pki.validity,
@@ -352,7 +430,8 @@ fn resolve(
         return Err(invalid(
             "apiVersion",
             format!(
-                "`{api_version}` is not supported; use `{}`",
+                "{} is not supported; use `{}`",
+                checks::shown(api_version),
                 schema::API_VERSION
             ),
         ));
@@ -360,43 +439,56 @@ fn resolve(
     if let Some(kind) = document.kind.as_deref().filter(|k| *k != schema::KIND) {
         return Err(invalid(
             "kind",
-            format!("`{kind}` is not supported; use `{}`", schema::KIND),
+            format!(
+                "{} is not supported; use `{}`",
+                checks::shown(kind),
+                schema::KIND
+            ),
         ));
     }
     let spec = document.spec.clone().unwrap_or_default();
     let api = spec.api.unwrap_or_default();
     let network = spec.network.unwrap_or_default();
     let storage = spec.storage.unwrap_or_default();
+    let readiness = spec.readiness.unwrap_or_default();
     let pki = spec.pki.unwrap_or_default();
     let images = spec.images.unwrap_or_default();
     let plugins = spec.plugins.unwrap_or_default();
     let defaulted = "is always set by the embedded default";
 
+    let name = document
+        .metadata
+        .clone()
+        .and_then(|m| m.name)
+        .expect(defaulted);
+    checks::name(&name).map_err(|message| invalid("metadata.name", message))?;
     let address = api.address.unwrap_or_else(|| node.primary_address());
-    let port = api.port.expect(defaulted);
-    if port == 0 {
-        return Err(invalid(
-            "spec.api.port",
-            "0 is not a port; use 1-65535 (6443 by default)".to_owned(),
-        ));
-    }
+    checks::host_address(address).map_err(|message| invalid("spec.api.address", message))?;
+    let nonzero = |key: &'static str, port: Option<u16>, default: u16| match port.expect(defaulted)
+    {
+        0 => Err(invalid(
+            key,
+            format!("0 is not a port; use 1-65535 ({default} by default)"),
+        )),
+        port => Ok(port),
+    };
+    let port = nonzero("spec.api.port", api.port, 6443)?;
+    let plinth_api_port = nonzero("spec.api.plinthApiPort", api.plinth_api_port, 9443)?;
     let sans = api.sans.unwrap_or_default();
-    if let Some(bad) = sans.iter().find(|san| !is_valid_san(san)) {
-        return Err(invalid(
-            "spec.api.sans",
-            format!("`{bad}` is neither an IP address nor a DNS name"),
-        ));
-    }
+    checks::sans(&sans).map_err(|message| invalid("spec.api.sans", message))?;
     let cluster_domain = network.cluster_domain.expect(defaulted);
-    if !is_valid_san(&cluster_domain) || cluster_domain.parse::<IpAddr>().is_ok() {
-        return Err(invalid(
-            "spec.network.clusterDomain",
-            format!("`{cluster_domain}` is not a DNS domain"),
-        ));
-    }
+    checks::cluster_domain(&cluster_domain)
+        .map_err(|message| invalid("spec.network.clusterDomain", message))?;
+    let (service_cidr, pod_cidr) = (
+        network.service_cidr.expect(defaulted),
+        network.pod_cidr.expect(defaulted),
+    );
+    checks::networks(&service_cidr, &pod_cidr).map_err(|(key, message)| invalid(key, message))?;
+    let etcd_spec = storage.etcd.clone().unwrap_or_default();
+    let join_timeout = etcd_spec.join_timeout.expect(defaulted);
     let storage = match storage.storage_type.expect(defaulted) {
         StorageType::Etcd => {
-            let etcd = storage.etcd.unwrap_or_default();
+            let etcd = etcd_spec;
             if etcd.external_cluster.is_some() {
                 return Err(invalid(
                     "spec.storage.etcd.externalCluster",
@@ -404,30 +496,67 @@ fn resolve(
                         .to_owned(),
                 ));
             }
-            Storage::Embedded {
-                peer_address: etcd.peer_address.unwrap_or(address),
+            let name = etcd
+                .name
+                .unwrap_or_else(|| node.hostname.to_ascii_lowercase());
+            if !valid_member_name(&name) {
+                return Err(invalid(
+                    "spec.storage.etcd.name",
+                    format!(
+                        "{} is not a member name: use 1-63 letters, digits, `-`, `.` or `_` (the host name by default)",
+                        checks::shown(&name)
+                    ),
+                ));
             }
+            let binary = etcd.binary.expect(defaulted);
+            if binary.as_os_str().is_empty() {
+                return Err(invalid(
+                    "spec.storage.etcd.binary",
+                    "is empty; name the etcd executable (`etcd` by default)".to_owned(),
+                ));
+            }
+            let peer_address = etcd.peer_address.unwrap_or(address);
+            checks::host_address(peer_address)
+                .map_err(|message| invalid("spec.storage.etcd.peerAddress", message))?;
+            let client_address = etcd.client_address.expect(defaulted);
+            checks::host_address(client_address)
+                .map_err(|message| invalid("spec.storage.etcd.clientAddress", message))?;
+            Storage::Embedded(EmbeddedEtcd {
+                name,
+                peer_address,
+                peer_port: nonzero("spec.storage.etcd.peerPort", etcd.peer_port, 2380)?,
+                client_address,
+                client_port: nonzero("spec.storage.etcd.clientPort", etcd.client_port, 2379)?,
+                binary,
+            })
         }
         StorageType::External => {
-            let endpoints = storage
-                .etcd
-                .and_then(|etcd| etcd.external_cluster)
-                .map(|external| external.endpoints)
-                .unwrap_or_default();
-            if endpoints.is_empty() {
+            let external = etcd_spec.external_cluster.unwrap_or_default();
+            if external.endpoints.is_empty() {
                 return Err(invalid(
                     "spec.storage.etcd.externalCluster.endpoints",
                     "external storage needs at least one etcd endpoint".to_owned(),
                 ));
             }
-            Storage::External { endpoints }
+            checks::endpoints(&external.endpoints).map_err(|message| {
+                invalid("spec.storage.etcd.externalCluster.endpoints", message)
+            })?;
+            Storage::External(ExternalEtcd {
+                endpoints: external.endpoints,
+                ca_file: external.ca_file,
+                cert_file: external.cert_file,
+                key_file: external.key_file,
+            })
         }
     };
     let key_algorithm = pki.key_algorithm.expect(defaulted);
     let key_algorithm = key_algorithm.parse().map_err(|_| {
         invalid(
             "spec.pki.keyAlgorithm",
-            format!("`{key_algorithm}` is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096"),
+            format!(
+                "{} is not one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096",
+                checks::shown(&key_algorithm)
+            ),
         )
     })?;
     let (ca, cert, renew) = (
@@ -437,6 +566,10 @@ fn resolve(
     );
     let validity = Validity::new(ca.as_time(), cert.as_time(), renew.as_time()).map_err(
         |error| match error {
+            ValidityError::TooLong => invalid(
+                "spec.pki.caValidity",
+                format!("{ca} is too long: {error}; make it shorter"),
+            ),
             ValidityError::CertNotShorterThanCa => invalid(
                 "spec.pki.certValidity",
                 format!("{cert} is not shorter than caValidity ({ca}): {error}; make it shorter"),
@@ -454,13 +587,17 @@ fn resolve(
         validity,
     };
     let repository = images.repository.filter(|r| !r.is_empty());
-    if let Some(bad) = repository
-        .as_deref()
-        .filter(|r| r.contains("://") || r.contains(char::is_whitespace))
-    {
+    if let Some(bad) = repository.as_deref().filter(|r| {
+        r.contains("://")
+            || r.chars().any(|c| c.is_whitespace() || c.is_control())
+            || r.len() > checks::MAX_REPOSITORY_BYTES
+    }) {
         return Err(invalid(
             "spec.images.repository",
-            format!("`{bad}` is not a registry; write it like `registry.example.com:5000`"),
+            format!(
+                "{} is not a registry; write it like `registry.example.com:5000`",
+                checks::shown(bad)
+            ),
         ));
     }
     let require_signatures = plugins.require_signatures.expect(defaulted);
@@ -471,20 +608,17 @@ fn resolve(
         ));
     }
     Ok(Effective {
-        name: document
-            .metadata
-            .clone()
-            .and_then(|m| m.name)
-            .expect(defaulted),
+        name,
         api: Api {
             address,
             port,
+            plinth_api_port,
             sans,
         },
         network: Network {
             provider: network.provider.expect(defaulted),
-            service_cidr: network.service_cidr.expect(defaulted),
-            pod_cidr: network.pod_cidr.expect(defaulted),
+            service_cidr,
+            pod_cidr,
             cluster_domain,
             node_local_load_balancing: network
                 .node_local_load_balancing
@@ -492,6 +626,10 @@ fn resolve(
                 .expect(defaulted),
         },
         storage,
+        join_timeout,
+        readiness: Readiness {
+            timeout: readiness.timeout.expect(defaulted).as_std(),
+        },
         pki,
         images: Images {
             repository,
@@ -505,21 +643,15 @@ fn resolve(
     })
 }
 
-/// An IP address, or a DNS name (wildcards allowed in the first label).
-fn is_valid_san(san: &str) -> bool {
-    if san.parse::<IpAddr>().is_ok() {
-        return true;
-    }
-    let name = san.strip_prefix("*.").unwrap_or(san);
+/// etcd member names Plinth accepts (`spec.storage.etcd.name`, and what a
+/// joiner asks the join API for): what a host name or a `name-N` can be,
+/// nothing that could break `--initial-cluster` (`=`, `,`).
+pub(crate) fn valid_member_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 #[cfg(test)]

@@ -48,11 +48,21 @@ pub struct Spec {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub storage: Option<StorageSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<ReadinessSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pki: Option<PkiSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub images: Option<ImagesSpec>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugins: Option<PluginsSpec>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ReadinessSpec {
+    /// How long run mode waits for every readiness check before it gives up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<GoDuration>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -63,6 +73,9 @@ pub struct ApiSpec {
     pub address: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// Port of Plinth's join API (HTTPS, on `address`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plinth_api_port: Option<u16>,
     /// Extra subject alternative names (DNS names or IPs) for the API server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sans: Option<Vec<String>>,
@@ -118,8 +131,26 @@ pub struct StorageSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EtcdSpec {
+    /// Where etcd listens for and advertises to its peers; defaults to
+    /// `spec.api.address`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_address: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer_port: Option<u16>,
+    /// Where etcd serves clients (Plinth, the apiserver); 127.0.0.1 by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_address: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_port: Option<u16>,
+    /// The etcd executable: a path, or a name looked up in PATH.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binary: Option<std::path::PathBuf>,
+    /// This member's etcd name, unique in the cluster; the host name by default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// How long joining (or a first start of etcd) may take.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub join_timeout: Option<GoDuration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub external_cluster: Option<ExternalCluster>,
 }
@@ -128,6 +159,14 @@ pub struct EtcdSpec {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExternalCluster {
     pub endpoints: Vec<String>,
+    /// The external etcd's CA, and the client certificate Plinth shows it
+    /// (run mode keeps its join tokens there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<std::path::PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -7,15 +7,19 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::error_class::ErrorClass;
-use crate::journal::{self, Entry, Journal, JournalError, Verdict};
+use crate::journal::{self, Entry, Journal, JournalError, LogDropped, Verdict};
 use crate::plugin::contract::{FailurePolicy, Finding, Hook, Severity};
 use crate::plugin::{CallFailure, Plugin};
 use crate::sha256::Sha256;
+use crate::terminal::escape;
 
 /// Most findings one participant may return in one call.
 pub const MAX_FINDINGS: usize = 10_000;
 /// Longest text field a participant may return (a message, a reason, ...).
 pub const MAX_TEXT_BYTES: usize = 64 * 1024;
+/// Longest name a participant may give something that names files, log
+/// fields or checks: a DNS label (RFC 1123).
+pub(crate) const MAX_DNS_LABEL_BYTES: usize = 63;
 
 /// Anything that can take part in a chain.
 pub trait Participant {
@@ -28,6 +32,11 @@ pub trait Participant {
 
     fn failure_policy(&self) -> FailurePolicy {
         FailurePolicy::Fail
+    }
+
+    /// Log lines dropped past the per-call budget since last asked.
+    fn take_log_dropped(&self) -> Option<LogDropped> {
+        None
     }
 }
 
@@ -42,6 +51,10 @@ impl Participant for Plugin {
 
     fn failure_policy(&self) -> FailurePolicy {
         Plugin::failure_policy(self)
+    }
+
+    fn take_log_dropped(&self) -> Option<LogDropped> {
+        Plugin::take_log_dropped(self)
     }
 }
 
@@ -60,7 +73,15 @@ impl fmt::Display for Attributed {
             message,
             ..
         } = &self.finding;
-        write!(f, "{} [{rule}] {subject}: {message}", self.participant)
+        // A plugin's words, shown on a terminal: escaped.
+        write!(
+            f,
+            "{} [{}] {}: {}",
+            self.participant,
+            escape(rule),
+            escape(subject),
+            escape(message)
+        )
     }
 }
 
@@ -150,7 +171,8 @@ pub(crate) fn run_chain<P: Participant + ?Sized, T: Serialize>(
         let started = Instant::now();
         let answer = call(participant, &current)
             .and_then(|answer| check_findings(answer, participant.name()));
-        let entry = entry.took(started.elapsed());
+        let mut entry = entry.took(started.elapsed());
+        entry.log_dropped = participant.take_log_dropped();
         match answer {
             Ok(answer) => {
                 let attributed = answer.findings.into_iter().map(|finding| Attributed {
@@ -251,4 +273,14 @@ pub(crate) fn check_text(what: &str, text: &str) -> Result<(), CallFailure> {
         )));
     }
     Ok(())
+}
+
+/// 1 to 63 lowercase letters, digits and inner `-` (an RFC 1123 label).
+pub(crate) fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let label = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (1..=MAX_DNS_LABEL_BYTES).contains(&bytes.len())
+        && bytes.first().is_some_and(label)
+        && bytes.last().is_some_and(label)
+        && bytes.iter().all(|b| label(b) || *b == b'-')
 }

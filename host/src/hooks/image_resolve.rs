@@ -8,7 +8,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use super::chain::{Answer, HookError, Outcome, Participant, check_text, run_chain};
+use super::chain::{
+    Answer, HookError, MAX_DNS_LABEL_BYTES, Outcome, Participant, check_text, is_dns_label,
+    run_chain,
+};
 use crate::config::Config;
 use crate::images::{self, Catalog, Selection, reference};
 use crate::journal::Journal;
@@ -23,7 +26,7 @@ pub(crate) const BUILTIN: &str = "builtin:catalog";
 pub(crate) const MAX_IMAGES: usize = 10_000;
 
 /// Longest component name: a DNS label, as the catalog's names are.
-pub(crate) const MAX_COMPONENT_BYTES: usize = 63;
+pub(crate) const MAX_COMPONENT_BYTES: usize = MAX_DNS_LABEL_BYTES;
 
 /// A participant of image-resolve.
 pub trait ImageResolver: Participant {
@@ -201,13 +204,7 @@ fn check_changed_fields(image: &Image, before: Option<&Image>) -> Result<(), Str
 /// fields and `images.lock` lines, so a plugin that adds images may not
 /// make it arbitrary text.
 fn check_component(component: &str) -> Result<(), String> {
-    let bytes = component.as_bytes();
-    let label = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    let valid = (1..=MAX_COMPONENT_BYTES).contains(&bytes.len())
-        && bytes.first().is_some_and(label)
-        && bytes.last().is_some_and(label)
-        && bytes.iter().all(|b| label(b) || *b == b'-');
-    if valid {
+    if is_dns_label(component) {
         Ok(())
     } else {
         Err(format!(

@@ -2,7 +2,8 @@
 //! machine already is.
 //!
 //! The built-in decides from storage state: embedded etcd with data means
-//! already a member; otherwise a join token means join; otherwise create.
+//! already a member; a recorded join (`etcd/join.json`) is resumed;
+//! otherwise a join token means join; otherwise create.
 //! External etcd never joins etcd: the cluster's state is elsewhere, so a
 //! controller with a token joins the control plane, and without one it
 //! creates (connects to) the cluster the external etcd holds.
@@ -54,7 +55,16 @@ impl JoinDecider for StorageState {
         let (action, reason) = if facts.etcd_member_data {
             (
                 JoinAction::AlreadyMember,
-                "etcd/member/snap/db exists: this machine's etcd holds cluster data".to_owned(),
+                "etcd/member/wal holds a write-ahead log: this machine's etcd has run as a member"
+                    .to_owned(),
+            )
+        } else if let Some(member) = &facts.recorded_membership {
+            (
+                JoinAction::JoinCluster,
+                format!(
+                    "etcd/join.json records member {} added by {}: resuming that join",
+                    member.member_id, member.join_api
+                ),
             )
         } else if let Some(api) = &facts.join_token_api {
             (

@@ -18,6 +18,7 @@ pub mod image_resolve;
 pub mod join_decision;
 pub mod post_pki;
 pub mod pre_init;
+pub mod readiness;
 
 pub use chain::{
     Answer, Attributed, HookError, MAX_FINDINGS, MAX_TEXT_BYTES, Outcome, Participant,
@@ -25,13 +26,14 @@ pub use chain::{
 
 use crate::plugin::contract::Hook;
 
-/// The built-in that opens `hook`'s chain; readiness has none in init-only.
+/// The built-in that opens `hook`'s chain. Readiness is no chain: its
+/// built-in checks run beside the plugins' (run mode only).
 pub(crate) fn builtin_of(hook: Hook) -> Option<&'static str> {
     match hook {
         Hook::PreInit => Some(pre_init::BUILTIN),
         Hook::JoinDecision => Some(join_decision::BUILTIN),
         Hook::PostPki => Some(post_pki::BUILTIN),
         Hook::ImageResolve => Some(image_resolve::BUILTIN),
-        Hook::Readiness => None,
+        Hook::Readiness => Some(readiness::BUILTIN),
     }
 }

@@ -6,9 +6,33 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::hooks::{Attributed, Outcome};
 use crate::plugin::contract::{
-    Certificate, CheckSpec, Finding, Hook, Image, JoinAction, JoinFacts, KeyAlgorithm, NodeFacts,
-    Observation, Origin, ProbeResult, Proposal, PullPolicy, Severity, StorageKind,
+    Certificate, CheckSpec, ClusterFacts, Finding, Hook, Image, JoinAction, JoinFacts,
+    KeyAlgorithm, NodeFacts, Observation, Origin, ProbeResult, Proposal, PullPolicy,
+    RecordedMembership, Severity, StorageKind,
 };
+
+/// A module for `#[serde(with)]` on an `Option` of a record that has a JSON
+/// form (`$json`, a newtype over the record through its remote derive).
+macro_rules! optional_form {
+    ($module:ident, $record:ident, $json:ident) => {
+        mod $module {
+            use super::{Deserialize, Deserializer, Serialize, Serializer, $json, $record};
+
+            pub fn serialize<S: Serializer>(
+                value: &Option<$record>,
+                serializer: S,
+            ) -> Result<S::Ok, S::Error> {
+                value.clone().map($json).serialize(serializer)
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Option<$record>, D::Error> {
+                Ok(Option::<$json>::deserialize(deserializer)?.map(|json| json.0))
+            }
+        }
+    };
+}
 
 /// A hook's input, as read from a fixture.
 pub(super) enum Fixture {
@@ -136,6 +160,7 @@ pub fn example(hook: Hook) -> Result<String, crate::Error> {
                 etcd_member_data: false,
                 join_token_present: false,
                 join_token_api: None,
+                recorded_membership: None,
                 hostname: "controller-1".to_owned(),
             },
             current: Proposal {
@@ -174,6 +199,14 @@ pub fn example(hook: Hook) -> Result<String, crate::Error> {
                 body: "ok".to_owned(),
                 error: None,
                 attempt: 1,
+                cluster: Some(ClusterFacts {
+                    members: 3,
+                    voters: 3,
+                    learners: 0,
+                    this_node_voter: true,
+                    cluster_id: 0x8e9e_05c5_2164_694d,
+                }),
+                kernel_modules: Some(vec!["nf_conntrack".to_owned(), "overlay".to_owned()]),
             },
         }),
     };
@@ -262,8 +295,32 @@ struct JoinFactsForm {
     etcd_member_data: bool,
     join_token_present: bool,
     join_token_api: Option<String>,
+    #[serde(default, with = "optional_recorded_membership")]
+    recorded_membership: Option<RecordedMembership>,
     hostname: String,
 }
+
+#[derive(Serialize, Deserialize)]
+#[serde(
+    remote = "RecordedMembership",
+    rename_all = "kebab-case",
+    deny_unknown_fields
+)]
+struct RecordedMembershipForm {
+    member_id: String,
+    name: String,
+    peer_url: String,
+    join_api: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordedMembershipJson(#[serde(with = "RecordedMembershipForm")] RecordedMembership);
+
+optional_form!(
+    optional_recorded_membership,
+    RecordedMembership,
+    RecordedMembershipJson
+);
 
 #[derive(Serialize, Deserialize)]
 #[serde(remote = "JoinAction", rename_all = "kebab-case")]
@@ -356,7 +413,30 @@ struct ObservationForm {
     body: String,
     error: Option<String>,
     attempt: u32,
+    #[serde(default, with = "optional_cluster_facts")]
+    cluster: Option<ClusterFacts>,
+    #[serde(default)]
+    kernel_modules: Option<Vec<String>>,
 }
+
+#[derive(Serialize, Deserialize)]
+#[serde(
+    remote = "ClusterFacts",
+    rename_all = "kebab-case",
+    deny_unknown_fields
+)]
+struct ClusterFactsForm {
+    members: u32,
+    voters: u32,
+    learners: u32,
+    this_node_voter: bool,
+    cluster_id: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClusterFactsJson(#[serde(with = "ClusterFactsForm")] ClusterFacts);
+
+optional_form!(optional_cluster_facts, ClusterFacts, ClusterFactsJson);
 
 #[derive(Serialize)]
 #[serde(remote = "Severity", rename_all = "kebab-case")]

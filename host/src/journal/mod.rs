@@ -8,15 +8,15 @@
 
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DataDirView, Tightened};
 use crate::error_class::ErrorClass;
 use crate::phase::Phase;
 use crate::sha256::Sha256;
@@ -26,6 +26,8 @@ pub use digest::digest;
 
 /// Who wrote an entry about the bootstrap as a whole.
 pub(crate) const HOST: &str = "plinth";
+/// Who wrote an entry about the data dir's own state.
+const DATA_DIR: &str = "builtin:data-dir";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -35,6 +37,8 @@ pub enum JournalError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the thread that writes the journal")]
+    Writer(#[source] std::io::Error),
 }
 
 impl JournalError {
@@ -59,6 +63,13 @@ pub enum Verdict {
     Event,
 }
 
+/// Log lines a plugin wrote past its per-call budget, and were dropped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LogDropped {
+    pub lines: u64,
+    pub bytes: u64,
+}
+
 /// One line of the journal.
 #[derive(Clone, Debug, Serialize)]
 pub struct Entry {
@@ -80,6 +91,9 @@ pub struct Entry {
     /// Hook-specific detail: the proposal chosen, the image count, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<serde_json::Value>,
+    /// Log lines the plugin wrote past its per-call budget, dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_dropped: Option<LogDropped>,
 }
 
 impl Entry {
@@ -95,7 +109,18 @@ impl Entry {
             duration_us: 0,
             trap: None,
             detail: None,
+            log_dropped: None,
         }
+    }
+
+    /// A secret of the data dir that was readable by others and has been
+    /// made private (`DataDir::lock`).
+    pub fn tightened(file: &Tightened) -> Self {
+        Entry::new(Phase::Bootstrap, DATA_DIR, Verdict::Event).detail(serde_json::json!({
+            "tightened": file.path,
+            "old_mode": format!("{:04o}", file.old_mode),
+            "new_mode": format!("{:04o}", file.old_mode & 0o700),
+        }))
     }
 
     /// The last line of a failed bootstrap: why it stopped, so the journal
@@ -159,24 +184,24 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let parent = path.parent().expect("the journal path has a parent");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(io)?;
-        let file = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io)?;
-        Ok(Self {
+        // Never through a link: a `journal` or `bootstrap.jsonl` planted as
+        // one would have Plinth append to a file of someone else's choosing.
+        let file = crate::data_dir::beneath::open_append(
+            data_dir.root(),
+            std::path::Path::new(DataDirView::JOURNAL),
+            0o600,
+        )
+        .map_err(io)?;
+        let journal = Self {
             file: Some(Arc::new(JournalFile {
                 path,
                 file: Mutex::new(file),
             })),
-        })
+        };
+        if let Ok(mut slot) = PANIC_JOURNAL.lock() {
+            *slot = Some(journal.clone());
+        }
+        Ok(journal)
     }
 
     /// A journal that writes nowhere: `airgap list-images` must not touch
@@ -216,6 +241,89 @@ impl Journal {
     }
 }
 
+/// Entries from async tasks: run mode's supervisor, join and readiness
+/// tasks hand entries to a queue, and a thread of its own writes and syncs
+/// each one, so that a slow disk never stalls a runtime worker (of which
+/// there are two). This is where async code records entries: cheap to
+/// clone, never blocks.
+#[derive(Clone, Debug)]
+pub(crate) struct JournalQueue {
+    sender: mpsc::Sender<Entry>,
+}
+
+/// The thread draining a [`JournalQueue`].
+#[derive(Debug)]
+pub(crate) struct JournalWriter {
+    thread: JoinHandle<()>,
+}
+
+impl Journal {
+    /// A queue onto this journal and the thread that drains it. The thread
+    /// ends once every clone of the queue is dropped; [`JournalWriter::finish`]
+    /// waits for that.
+    pub(crate) fn queue(&self) -> Result<(JournalQueue, JournalWriter), JournalError> {
+        let (sender, entries) = mpsc::channel::<Entry>();
+        let journal = self.clone();
+        let thread = std::thread::Builder::new()
+            .name("plinth-journal".to_owned())
+            .spawn(move || {
+                for entry in entries {
+                    if let Err(error) = journal.record(entry).and_then(|()| journal.sync()) {
+                        tracing::warn!(
+                            error = %crate::terminal::error_line(&error),
+                            "cannot write the journal"
+                        );
+                    }
+                }
+            })
+            .map_err(JournalError::Writer)?;
+        Ok((JournalQueue { sender }, JournalWriter { thread }))
+    }
+}
+
+impl JournalQueue {
+    pub(crate) fn record(&self, entry: Entry) {
+        if self.sender.send(entry).is_err() {
+            tracing::warn!("the journal's writer has stopped; an entry is lost");
+        }
+    }
+}
+
+impl JournalWriter {
+    /// Wait until every queued entry is written and synced. Call it once no
+    /// clone of the queue is left, or it waits for ever.
+    pub(crate) fn finish(self) {
+        if self.thread.join().is_err() {
+            tracing::warn!("the journal's writer panicked; its last entries may be lost");
+        }
+    }
+}
+
+/// The journal a panic is recorded in: the one this process opened.
+static PANIC_JOURNAL: Mutex<Option<Journal>> = Mutex::new(None);
+
+/// Append the failure line of a panic to the journal this process opened,
+/// if any: the last resort of `main`'s panic hook. Never waits for a lock
+/// (the panicking thread may hold it), so it may record nothing.
+pub fn record_panic(message: &str) {
+    let Ok(journal) = PANIC_JOURNAL.try_lock() else {
+        return;
+    };
+    let Some(file) = journal.as_ref().and_then(|journal| journal.file.as_ref()) else {
+        return;
+    };
+    let entry = Entry::failure(format!(
+        "internal error (a bug in Plinth): panicked: {message}"
+    ));
+    let Ok(mut line) = serde_json::to_vec(&entry) else {
+        return;
+    };
+    line.push(b'\n');
+    if let Ok(mut file) = file.file.try_lock() {
+        let _ = file.write_all(&line).and_then(|()| file.sync_data());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +355,30 @@ mod tests {
             .map(|line| serde_json::from_str(line).expect("a whole JSON line"))
             .collect();
         assert_eq!(lines.len(), 200);
+    }
+
+    #[test]
+    fn entries_queued_from_many_threads_are_all_written_by_finish() {
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = DataDir::lock(dir.path()).unwrap();
+        let journal = Journal::open(&data_dir).unwrap();
+        let (queue, writer) = journal.queue().unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..3 {
+                let queue = queue.clone();
+                scope.spawn(move || {
+                    for n in 0..20 {
+                        queue.record(
+                            Entry::new(Phase::Etcd, format!("t{thread}"), Verdict::Event)
+                                .detail(serde_json::json!({ "n": n })),
+                        );
+                    }
+                });
+            }
+        });
+        drop(queue);
+        writer.finish();
+        let text = std::fs::read_to_string(data_dir.journal_file()).unwrap();
+        assert_eq!(text.lines().count(), 60);
     }
 }

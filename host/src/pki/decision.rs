@@ -67,6 +67,11 @@ pub enum ReissueReason {
     },
     /// Its private key is missing, unparsable or does not match.
     KeyUnusable { detail: String },
+    /// It would outlive the CA that signed it.
+    OutlivesCa {
+        not_after: String,
+        ca_not_after: String,
+    },
 }
 
 impl fmt::Display for ReissueReason {
@@ -102,6 +107,10 @@ impl fmt::Display for ReissueReason {
                 "expires {not_after}, within the renewal window of {renew_before_days}d"
             ),
             Self::KeyUnusable { detail } => write!(f, "key unusable: {detail}"),
+            Self::OutlivesCa {
+                not_after,
+                ca_not_after,
+            } => write!(f, "expires {not_after}, after its CA ({ca_not_after})"),
         }
     }
 }

@@ -69,6 +69,8 @@ pub enum PkiError {
         source: serde_yaml::Error,
     },
     /// A bug: the phase asked itself for something it did not prepare.
+    #[error("pki: the data dir {path} does not exist or is not a directory; check --data-dir")]
+    NoDataDir { path: PathBuf },
     #[error("pki: internal error: {0}")]
     Bug(String),
     #[error(transparent)]
@@ -87,7 +89,8 @@ impl PkiError {
             | Self::InvalidCertificate { .. }
             | Self::InvalidKey { .. }
             | Self::InvalidSan { .. }
-            | Self::InvalidSpec { .. } => ErrorClass::Invalid,
+            | Self::InvalidSpec { .. }
+            | Self::NoDataDir { .. } => ErrorClass::Invalid,
             Self::Stage(error) => error.class(),
             Self::Read { .. }
             | Self::KeyGeneration { .. }

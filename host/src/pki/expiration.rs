@@ -4,6 +4,14 @@
 //! The etcd rows (its CA, leaves and `apiserver-etcd-client`) are listed only
 //! when `pki/etcd/ca.crt` exists: without it the cluster uses external etcd,
 //! whose certificates Plinth does not manage.
+//!
+//! Each leaf's signature is verified against the CA it is listed under: a
+//! certificate signed by another CA is a row of its own status, so a swapped
+//! or stale certificate does not pass for a valid one. The command's exit
+//! codes (`plinth pki check-expiration --help`): 0 every certificate is
+//! there, parses, is signed by its CA and has not expired; 8 one has
+//! expired; 9 one is missing, unparsable or not signed by its CA (9 wins
+//! over 8); 2 no data dir there.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,6 +34,9 @@ pub enum RowStatus {
     Missing,
     /// Present but unparsable; `detail` says why.
     Invalid,
+    /// Parses, but its signature does not verify with the CA it is listed
+    /// under.
+    NotSignedByCa,
 }
 
 /// One row of the report.
@@ -74,37 +85,51 @@ pub fn check_expiration(
     data_dir: &DataDirView,
     now: OffsetDateTime,
 ) -> Result<ExpirationReport, PkiError> {
-    let etcd = data_dir.path(set::cert_path(CaId::Etcd.name())).exists();
+    if !data_dir.root().is_dir() {
+        return Err(PkiError::NoDataDir {
+            path: data_dir.root().to_owned(),
+        });
+    }
+    let root = data_dir.root();
+    let etcd = data_dir.is_file(set::cert_path(CaId::Etcd.name()));
     let wanted = |ca: CaId| ca != CaId::Etcd || etcd;
+    // Each CA's certificate as on disk, to check the leaves' issuers.
+    let mut ca_ders = std::collections::BTreeMap::new();
+    for ca in CaId::ALL.into_iter().filter(|ca| wanted(*ca)) {
+        let pem = read_optional(root, &set::cert_path(ca.name()))?;
+        ca_ders.insert(ca, pem.map(|p| issue::pem_to_der(&p)));
+    }
+    let ca_der = |ca: Option<CaId>| {
+        ca.and_then(|ca| ca_ders.get(&ca))
+            .and_then(|der| der.as_ref())
+            .and_then(|der| der.as_ref().ok())
+            .map(Vec::as_slice)
+    };
     let mut rows = Vec::new();
     for leaf in LEAVES.iter().filter(|l| wanted(l.ca)) {
         let rel = set::cert_path(leaf.name);
-        let pem = read_optional(&data_dir.path(&rel))?;
+        let pem = read_optional(root, &rel)?;
+        let der = pem.map(|p| issue::pem_to_der(&p));
         rows.push(row(
             leaf.name,
             rel,
-            pem.map(|p| issue::pem_to_der(&p)),
+            der,
             Some(leaf.ca),
+            ca_der(Some(leaf.ca)),
             now,
         ));
     }
     for kc in KUBECONFIGS {
         let rel = set::kubeconfig_path(kc.file);
-        let der = read_optional(&data_dir.path(&rel))?.map(|yaml| {
+        let der = read_optional(root, &rel)?.map(|yaml| {
             kubeconfig::client_certificate(&yaml).and_then(|pem| issue::pem_to_der(&pem))
         });
-        rows.push(row(kc.file, rel, der, set::ca_of(kc.leaf), now));
+        let ca = set::ca_of(kc.leaf);
+        rows.push(row(kc.file, rel, der, ca, ca_der(ca), now));
     }
-    for ca in CaId::ALL.into_iter().filter(|ca| wanted(*ca)) {
+    for (ca, der) in &ca_ders {
         let rel = set::cert_path(ca.name());
-        let pem = read_optional(&data_dir.path(&rel))?;
-        rows.push(row(
-            ca.name(),
-            rel,
-            pem.map(|p| issue::pem_to_der(&p)),
-            None,
-            now,
-        ));
+        rows.push(row(ca.name(), rel, der.clone(), None, None, now));
     }
     Ok(ExpirationReport {
         now: rfc3339(now),
@@ -117,6 +142,7 @@ fn row(
     path: PathBuf,
     der: Option<Result<Vec<u8>, String>>,
     ca: Option<CaId>,
+    ca_der: Option<&[u8]>,
     now: OffsetDateTime,
 ) -> ExpirationRow {
     let mut row = ExpirationRow {
@@ -130,10 +156,18 @@ fn row(
         expired: false,
         detail: None,
     };
+    let ca_cert = ca_der.and_then(|der| x509_parser::parse_x509_certificate(der).ok());
     let parsed = der.map(|der| {
         der.and_then(|der| {
             x509_parser::parse_x509_certificate(&der)
-                .map(|(_, cert)| cert.validity().not_after.to_datetime())
+                .map(|(_, cert)| {
+                    // A leaf whose CA is missing or broken shows as such in
+                    // the CA's own row.
+                    let signed = ca_cert
+                        .as_ref()
+                        .is_none_or(|(_, ca)| cert.verify_signature(Some(ca.public_key())).is_ok());
+                    (cert.validity().not_after.to_datetime(), signed)
+                })
                 .map_err(|e| e.to_string())
         })
     });
@@ -143,11 +177,18 @@ fn row(
             row.status = RowStatus::Invalid;
             row.detail = Some(detail);
         }
-        Some(Ok(not_after)) => {
+        Some(Ok((not_after, signed))) => {
             row.status = RowStatus::Ok;
             row.expires = Some(rfc3339(not_after));
             row.expired = not_after <= now;
             row.residual = Some(residual(not_after - now));
+            if !signed {
+                row.status = RowStatus::NotSignedByCa;
+                row.detail = Some(format!(
+                    "not signed by {}",
+                    row.certificate_authority.as_deref().unwrap_or("its CA")
+                ));
+            }
         }
     }
     row
@@ -179,6 +220,13 @@ impl fmt::Display for ExpirationReport {
                 ),
                 RowStatus::Missing => ("<missing>".to_string(), String::new()),
                 RowStatus::Invalid => ("<invalid>".to_string(), String::new()),
+                RowStatus::NotSignedByCa => (
+                    format!(
+                        "{} <not signed by its CA>",
+                        r.expires.clone().unwrap_or_default()
+                    ),
+                    r.residual.clone().unwrap_or_default(),
+                ),
             };
             [
                 r.name.clone(),

@@ -103,7 +103,19 @@ pub(crate) fn sign_leaf(
         .distinguished_name
         .push(DnType::CommonName, leaf.common_name.as_str());
     params.not_before = now - BACKDATE;
+    // A leaf may not outlive its CA (kubeadm caps it the same way): a CA
+    // brought by the user may end sooner than certValidity from now.
+    let ca_not_after = ca.parsed()?.validity().not_after.to_datetime();
     params.not_after = now + spec.validity.cert();
+    if params.not_after > ca_not_after {
+        tracing::warn!(
+            leaf = leaf.name,
+            ca = ca.id.name(),
+            "the CA expires at {}, before certValidity from now: the leaf ends with it; rotate the CA",
+            super::read::rfc3339(ca_not_after)
+        );
+        params.not_after = ca_not_after;
+    }
     params.is_ca = IsCa::ExplicitNoCa;
     params.use_authority_key_identifier_extension = true;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -211,6 +223,13 @@ pub(crate) fn evaluate(
         });
     }
     let not_after = cert.validity().not_after.to_datetime();
+    let ca_not_after = ca.validity().not_after.to_datetime();
+    if not_after > ca_not_after {
+        return Err(ReissueReason::OutlivesCa {
+            not_after: super::read::rfc3339(not_after),
+            ca_not_after: super::read::rfc3339(ca_not_after),
+        });
+    }
     let renew_before = spec.validity.renew_before();
     if not_after - now <= renew_before {
         return Err(ReissueReason::Expiring {

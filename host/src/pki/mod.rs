@@ -53,7 +53,7 @@ pub use spec::{
 };
 
 use issue::LoadedCa;
-use read::{read_optional, read_required, rfc3339};
+use read::{read_current, read_optional, read_required, rfc3339};
 use set::{CaId, LeafSpec};
 
 /// Who the journal says made the PKI's decisions.
@@ -132,8 +132,8 @@ pub fn stage_pki(
     let leaves = set::leaves(spec);
 
     // What is on disk, and what each item of the set needs.
-    let mut cas = load_cas(&data_dir, spec, now)?;
-    let sa_key = load_sa_key(&data_dir)?;
+    let mut cas = load_cas(stage, spec, now)?;
+    let sa_key = load_sa_key(stage)?;
     let plans = leaves
         .iter()
         .map(|leaf| plan_leaf(&data_dir, leaf, cas.get(&leaf.ca), spec, now))
@@ -158,7 +158,7 @@ pub fn stage_pki(
     let mut keys = NewKeys::generate(&needed, spec.key_algorithm)?;
 
     let mut decisions = stage_cas(&mut cas, &mut keys, stage, spec, now)?;
-    decisions.push(stage_sa(&data_dir, stage, sa_key, &mut keys)?);
+    decisions.push(stage_sa(stage, sa_key, &mut keys)?);
     let mut files = BTreeMap::new();
     for (leaf, plan) in leaves.iter().zip(plans) {
         let (kind, leaf_files) = stage_leaf(leaf, plan, &cas, &mut keys, stage, spec, now)?;
@@ -213,15 +213,16 @@ impl NewKeys {
     }
 }
 
-/// The wanted CAs that exist on disk (never changed).
+/// The wanted CAs that exist (never changed): on disk, or staged by a
+/// joining controller from its cluster's bundle.
 fn load_cas(
-    data_dir: &Path,
+    stage: &Stage<'_>,
     spec: &PkiSpec,
     now: OffsetDateTime,
 ) -> Result<BTreeMap<CaId, LoadedCa>, PkiError> {
     let mut cas = BTreeMap::new();
     for id in CaId::ALL.into_iter().filter(|id| id.wanted(&spec.etcd)) {
-        if let Some(ca) = load_ca(data_dir, id, now)? {
+        if let Some(ca) = load_ca(stage, id, now)? {
             cas.insert(id, ca);
         }
     }
@@ -229,9 +230,9 @@ fn load_cas(
 }
 
 /// The service-account key, if there is one (never regenerated).
-fn load_sa_key(data_dir: &Path) -> Result<Option<KeyPair>, PkiError> {
+fn load_sa_key(stage: &Stage<'_>) -> Result<Option<KeyPair>, PkiError> {
     let rel = set::key_path(set::SA);
-    read_optional(&data_dir.join(&rel))?
+    read_current(stage, &rel)?
         .map(|pem| keys::parse_key(&rel, &pem))
         .transpose()
 }
@@ -363,7 +364,7 @@ fn stage_kubeconfigs(
             cert_pem: &leaf_files.cert_pem,
             key_pem: leaf_files.key_pem.as_deref().unwrap_or_default(),
         };
-        let verdict = match read_optional(&data_dir.join(&rel))? {
+        let verdict = match read_optional(data_dir, &rel)? {
             None => Err(KubeconfigReason::Missing),
             Some(existing) => kubeconfig::check(&existing, &creds),
         };
@@ -425,7 +426,7 @@ fn plan_leaf(
 ) -> Result<LeafPlan, PkiError> {
     let cert_rel = set::cert_path(leaf.name);
     let key_rel = set::key_path(leaf.name);
-    let Some(cert_pem) = read_optional(&data_dir.join(&cert_rel))? else {
+    let Some(cert_pem) = read_optional(data_dir, &cert_rel)? else {
         return Ok(LeafPlan::Issue(DecisionKind::Issued));
     };
     let reissue = |reason| Ok(LeafPlan::Issue(DecisionKind::Reissued(reason)));
@@ -447,7 +448,7 @@ fn plan_leaf(
             });
         }
     };
-    let key_pem = read_optional(&data_dir.join(&key_rel))?;
+    let key_pem = read_optional(data_dir, &key_rel)?;
     let ca_cert = ca.parsed()?;
     match issue::evaluate(
         leaf,
@@ -469,32 +470,33 @@ fn plan_leaf(
 
 /// Load an existing CA, checking that its key matches. `None` when neither
 /// file exists.
-fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<LoadedCa>, PkiError> {
+fn load_ca(stage: &Stage<'_>, id: CaId, now: OffsetDateTime) -> Result<Option<LoadedCa>, PkiError> {
+    let data_dir = stage.data_dir();
     let cert_rel = set::cert_path(id.name());
     let key_rel = set::key_path(id.name());
-    let cert_pem = read_optional(&data_dir.join(&cert_rel))?;
-    let key_pem = read_optional(&data_dir.join(&key_rel))?;
+    let cert_pem = read_current(stage, &cert_rel)?;
+    let key_pem = read_current(stage, &key_rel)?;
     let (cert_pem, key_pem) = match (cert_pem, key_pem) {
         (None, None) => return Ok(None),
         (Some(_), None) => {
             return Err(PkiError::CaKeyMissing {
-                cert: data_dir.join(cert_rel),
-                key: data_dir.join(key_rel),
+                cert: data_dir.path(cert_rel),
+                key: data_dir.path(key_rel),
             });
         }
         (None, Some(_)) => {
             return Err(PkiError::CaCertMissing {
-                cert: data_dir.join(cert_rel),
-                key: data_dir.join(key_rel),
+                cert: data_dir.path(cert_rel),
+                key: data_dir.path(key_rel),
             });
         }
         (Some(c), Some(k)) => (c, k),
     };
     let der = issue::pem_to_der(&cert_pem).map_err(|detail| PkiError::InvalidCertificate {
-        path: data_dir.join(&cert_rel),
+        path: data_dir.path(&cert_rel),
         detail,
     })?;
-    let cert = issue::parse_der(&data_dir.join(&cert_rel), &der)?;
+    let cert = issue::parse_der(&data_dir.path(&cert_rel), &der)?;
     let is_ca = cert
         .basic_constraints()
         .ok()
@@ -502,14 +504,14 @@ fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<Load
         .is_some_and(|bc| bc.value.ca);
     if !is_ca {
         return Err(PkiError::NotACa {
-            path: data_dir.join(&cert_rel),
+            path: data_dir.path(&cert_rel),
         });
     }
-    let key = keys::parse_key(&data_dir.join(&key_rel), &key_pem)?;
+    let key = keys::parse_key(&data_dir.path(&key_rel), &key_pem)?;
     if !keys::key_matches_cert(&key, &cert) {
         return Err(PkiError::CaKeyMismatch {
-            cert: data_dir.join(cert_rel),
-            key: data_dir.join(key_rel),
+            cert: data_dir.path(cert_rel),
+            key: data_dir.path(key_rel),
         });
     }
     if cert.validity().not_after.to_datetime() <= now {
@@ -529,7 +531,6 @@ fn load_ca(data_dir: &Path, id: CaId, now: OffsetDateTime) -> Result<Option<Load
 
 /// Keep or create `sa.key`, and make sure `sa.pub` is its public half.
 fn stage_sa(
-    data_dir: &Path,
     stage: &mut Stage<'_>,
     existing: Option<KeyPair>,
     keys: &mut NewKeys,
@@ -545,7 +546,7 @@ fn stage_sa(
         }
     };
     let want_spki = key.subject_public_key_info();
-    let pub_ok = read_optional(&data_dir.join(&pub_rel))?.is_some_and(|pem| {
+    let pub_ok = read_current(stage, &pub_rel)?.is_some_and(|pem| {
         x509_parser::pem::Pem::iter_from_buffer(&pem)
             .filter_map(Result::ok)
             .any(|block| block.label == "PUBLIC KEY" && block.contents == want_spki)

@@ -215,6 +215,9 @@ fn leaf(spec: &PkiSpec, kind: &LeafKind) -> LeafSpec {
             "etcd/server" => {
                 let mut ips = spec.node_addresses.clone();
                 ips.extend(peer_address(spec));
+                if let EtcdMode::Embedded { client_address, .. } = spec.etcd {
+                    ips.push(client_address);
+                }
                 ips.extend([loopback4, loopback6]);
                 (&spec.hostname, vec![], host_dns(spec), ips)
             }
@@ -244,7 +247,7 @@ fn leaf(spec: &PkiSpec, kind: &LeafKind) -> LeafSpec {
 
 fn peer_address(spec: &PkiSpec) -> Option<IpAddr> {
     match spec.etcd {
-        EtcdMode::Embedded { peer_address } => Some(peer_address),
+        EtcdMode::Embedded { peer_address, .. } => Some(peer_address),
         EtcdMode::External => None,
     }
 }
@@ -291,14 +294,14 @@ fn api_ips(spec: &PkiSpec) -> Vec<IpAddr> {
     ips
 }
 
-fn dedup<T: PartialEq>(items: Vec<T>) -> Vec<T> {
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        if !out.contains(&item) {
-            out.push(item);
-        }
-    }
-    out
+/// The items in their first order, each once: linear, as a SAN list comes
+/// from the config (100k SANs took a minute with a quadratic scan).
+fn dedup<T: Eq + std::hash::Hash + Clone>(items: Vec<T>) -> Vec<T> {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
 }
 
 /// Which CA signs the leaf `name`, if it is one of ours.
@@ -309,6 +312,13 @@ pub(crate) fn ca_of(name: &str) -> Option<CaId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedup_keeps_the_first_of_each_in_order() {
+        assert_eq!(dedup(vec![3, 1, 3, 2, 1]), [3, 1, 2]);
+        let many: Vec<String> = (0..200_000).map(|n| format!("n{}", n % 100_000)).collect();
+        assert_eq!(dedup(many).len(), 100_000);
+    }
 
     fn spec() -> PkiSpec {
         let mut spec = crate::pki::spec::spec_for_tests(

@@ -81,7 +81,11 @@ impl FromStr for KeyAlgorithm {
 pub enum EtcdMode {
     /// Plinth runs etcd: it gets its own CA (`etcd/ca`), serving and peer
     /// certificates, a healthcheck client and the apiserver's client cert.
-    Embedded { peer_address: IpAddr },
+    Embedded {
+        peer_address: IpAddr,
+        /// Where etcd serves clients; the serving certificate names it.
+        client_address: IpAddr,
+    },
     /// The user runs etcd and brings every etcd certificate, including the
     /// apiserver's etcd client certificate (it must be signed by the user's
     /// etcd CA, which Plinth does not hold): no etcd certificate is made.
@@ -90,6 +94,8 @@ pub enum EtcdMode {
 
 /// Not-before is backdated by this much, for clock skew between nodes.
 pub const BACKDATE: Duration = Duration::minutes(5);
+/// The longest validity of any certificate: 100 years.
+pub const MAX_VALIDITY: Duration = Duration::days(36_500);
 
 /// How long certificates live, and how close to its end a leaf is renewed.
 /// Checked once, here: CAs outlive the leaves they sign, and a leaf outlives
@@ -107,6 +113,8 @@ pub struct Validity {
 pub enum ValidityError {
     #[error("validities must be positive and the renewal window must not be negative")]
     Negative,
+    #[error("a certificate may be valid for at most 100 years (36500 days)")]
+    TooLong,
     #[error("leaves would outlive the CAs that sign them")]
     CertNotShorterThanCa,
     #[error("every run would reissue every certificate")]
@@ -121,6 +129,11 @@ impl Validity {
     ) -> Result<Self, ValidityError> {
         if !ca.is_positive() || !cert.is_positive() || renew_before.is_negative() {
             return Err(ValidityError::Negative);
+        }
+        // Far below where `now + validity` overflows a date (year 9999, the
+        // last X.509 can write), and far above any sane CA.
+        if ca > MAX_VALIDITY {
+            return Err(ValidityError::TooLong);
         }
         if cert >= ca {
             return Err(ValidityError::CertNotShorterThanCa);

@@ -1,25 +1,35 @@
 //! Compiled plugins cached on disk, so that only the first run pays for
 //! Cranelift.
 //!
-//! An entry is named after the `.wasm` file's sha256 and the engine's
-//! compatibility hash, so a new wasm or a new Plinth never loads a stale
-//! artifact. Loading a compiled artifact is `unsafe` in wasmtime (it is
-//! machine code), so each entry ends with a BLAKE3 checksum of itself,
-//! written by us, and is loaded only from a file only we can write. A
-//! mismatched, truncated or foreign entry is recompiled and replaced, never
-//! loaded.
+//! Loading a compiled artifact is `unsafe` in wasmtime (it is machine code
+//! that runs outside the sandbox's checks), so an entry is trusted only as
+//! far as these checks go:
 //!
-//! An entry is the artifact followed by a trailer (checksum, magic), so
-//! that wasmtime can map the file itself: a cached load then neither
-//! copies the artifact into fresh memory nor faults in every page of the
-//! copy, which was most of its time (`cargo xtask bench`,
-//! "cached load step by step"). The checksum is read through the same open
-//! file that wasmtime maps (`/proc/self/fd/N`), so the file checked is the
-//! file loaded.
+//! - it is named after the `.wasm` file's sha256 and the engine's
+//!   compatibility hash, and its trailer holds the sha256 of the wasm it was
+//!   compiled from and a BLAKE3 checksum of the artifact and that digest: an
+//!   entry copied from another plugin, or a stale one, does not match and is
+//!   never loaded;
+//! - it is opened once, with `O_NOFOLLOW` (a link swapped in is refused),
+//!   through directories checked to be ours alone, and the *open file* is
+//!   checked (`fstat`: a regular file, owned by this user, mode 0600 or
+//!   stricter) and checksummed through that descriptor;
+//! - the cache directory (and `cache/` above it) is created 0700 whatever
+//!   the umask.
+//!
+//! A mismatched, truncated, foreign or unsafe entry is recompiled and
+//! replaced (created afresh with `O_EXCL`), never loaded.
+//!
+//! An entry is the artifact followed by the trailer, so that wasmtime can
+//! map the file itself: a cached load then neither copies the artifact into
+//! fresh memory nor faults in every page of the copy, which was most of its
+//! time (`cargo xtask bench`, "cached load step by step"). wasmtime maps
+//! the descriptor that was checked (`/proc/self/fd/N`), so the file checked
+//! is the file loaded.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,12 +37,13 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::error::PluginError;
-use crate::data_dir::DataDir;
+use crate::data_dir::{DataDir, DataDirView, beneath};
 use crate::sha256::Sha256;
 
-const MAGIC: &[u8; 8] = b"PLINTHC2";
-/// The checksum, then the magic, at the end of an entry.
-const TRAILER_LEN: usize = 32 + MAGIC.len();
+const MAGIC: &[u8; 8] = b"PLINTHC3";
+/// The sha256 of the wasm compiled, the checksum, then the magic, at the
+/// end of an entry.
+const TRAILER_LEN: usize = 32 + 32 + MAGIC.len();
 /// Bytes read at a time while checksumming an entry: small enough that the
 /// buffer's own page faults cost nothing (a 1 MiB buffer, faulted in anew
 /// on every load, was half the time of a cached load of a Rust plugin).
@@ -61,14 +72,15 @@ impl LoadKind {
 
 /// A directory of compiled components; without one, every load compiles.
 pub struct Cache {
-    dir: Option<PathBuf>,
+    /// The data dir's root; entries live in its `cache/plugins`.
+    data_dir: Option<PathBuf>,
     engine_key: String,
 }
 
 impl Cache {
     /// Compiled components cached in the data dir, which this process holds.
     pub fn in_data_dir(data_dir: &DataDir, engine: &Engine) -> Self {
-        Self::new(Some(data_dir.plugin_cache_dir()), engine)
+        Self::new(Some(data_dir.root().to_owned()), engine)
     }
 
     /// No cache: every load compiles (`plugins inspect`, `airgap
@@ -77,19 +89,19 @@ impl Cache {
         Self::new(None, engine)
     }
 
-    fn new(dir: Option<PathBuf>, engine: &Engine) -> Self {
+    fn new(data_dir: Option<PathBuf>, engine: &Engine) -> Self {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         Self {
-            dir,
+            data_dir,
             engine_key: format!("{:016x}", hasher.finish()),
         }
     }
 
-    /// Where the entry for a wasm with this sha256 lives, if caching is on.
-    pub(crate) fn entry_path(&self, wasm_sha256: &Sha256) -> Option<PathBuf> {
-        let dir = self.dir.as_ref()?;
-        Some(dir.join(format!("{wasm_sha256}-{}.cwasm", self.engine_key)))
+    /// The entry for a wasm with this sha256, relative to the data dir.
+    fn entry_rel(&self, wasm_sha256: &Sha256) -> PathBuf {
+        Path::new(DataDirView::PLUGIN_CACHE)
+            .join(format!("{wasm_sha256}-{}.cwasm", self.engine_key))
     }
 
     /// The component for `wasm` (whose sha256 is `wasm_sha256`), from the
@@ -102,10 +114,13 @@ impl Cache {
         origin: &Path,
     ) -> Result<(Component, LoadKind), PluginError> {
         let started = Instant::now();
-        let entry = self.entry_path(wasm_sha256);
-        let had_entry = match entry
+        let entry = self
+            .data_dir
             .as_deref()
-            .map(|entry| Self::read_entry(engine, entry))
+            .map(|root| (root, self.entry_rel(wasm_sha256)));
+        let had_entry = match entry
+            .as_ref()
+            .map(|(root, rel)| Self::read_entry(engine, root, rel, wasm_sha256))
         {
             Some(Ok(Some(component))) => {
                 return Ok((
@@ -135,11 +150,11 @@ impl Cache {
                 source: error.into(),
             }
         })?;
-        if let (Some(dir), Some(entry)) = (&self.dir, &entry)
-            && let Err(source) = write_entry(dir, entry, &compiled)
+        if let Some((root, rel)) = &entry
+            && let Err(source) = write_entry(root, rel, wasm_sha256, &compiled)
         {
             // A read-only data dir costs speed, not correctness.
-            tracing::warn!(entry = %entry.display(), "cannot cache compiled plugin: {source}");
+            tracing::warn!(entry = %root.join(rel).display(), "cannot cache compiled plugin: {source}");
         }
         let micros = started.elapsed().as_micros();
         Ok((
@@ -153,32 +168,32 @@ impl Cache {
     }
 
     /// `Ok(None)` when there is no entry; `Err` when there is one we refuse.
-    fn read_entry(engine: &Engine, entry: &Path) -> Result<Option<Component>, String> {
-        use std::io::Read;
-        use std::os::fd::AsRawFd;
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(entry)
-        {
-            Ok(file) => file,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(error.to_string()),
+    fn read_entry(
+        engine: &Engine,
+        root: &Path,
+        rel: &Path,
+        wasm_sha256: &Sha256,
+    ) -> Result<Option<Component>, String> {
+        // One open, without following a link; every check below is of this
+        // descriptor, and wasmtime maps this very file.
+        let Some(file) = beneath::open_existing(root, rel).map_err(|error| error.to_string())?
+        else {
+            return Ok(None);
         };
-        let metadata = file.metadata().map_err(|error| error.to_string())?;
+        let stat =
+            crate::regular_file::fstat(file.as_raw_fd()).map_err(|error| error.to_string())?;
         // SAFETY of what follows rests on nobody else being able to write it.
-        if !metadata.is_file() || metadata.mode() & 0o022 != 0 || metadata.uid() != effective_uid()
-        {
+        if stat.st_mode & 0o077 != 0 {
             return Err(format!(
-                "mode {:o} or owner is not ours",
-                metadata.mode() & 0o777
+                "mode {:04o} lets others read or write it; entries are 0600",
+                stat.st_mode & 0o7777
             ));
         }
-        let length = usize::try_from(metadata.len()).map_err(|error| error.to_string())?;
+        let length = usize::try_from(stat.st_size).map_err(|error| error.to_string())?;
         let Some(artifact_length) = length.checked_sub(TRAILER_LEN) else {
             return Err("not a Plinth cache entry (truncated)".to_owned());
         };
-        let mut reader = (&file).take(metadata.len());
+        let mut reader = (&file).take(length as u64);
         let mut hasher = blake3::Hasher::new();
         let mut chunk = vec![0; CHUNK];
         let mut remaining = artifact_length;
@@ -194,18 +209,28 @@ impl Cache {
         reader
             .read_exact(&mut trailer)
             .map_err(|error| format!("cannot read it: {error}"))?;
-        if &trailer[32..] != MAGIC {
-            return Err("not a Plinth cache entry".to_owned());
+        let (compiled_from, rest) = trailer.split_at(32);
+        let (checksum, magic) = rest.split_at(32);
+        if magic != MAGIC {
+            return Err("not a Plinth cache entry of this version".to_owned());
         }
-        if hasher.finalize().as_bytes() != &trailer[..32] {
+        hasher.update(compiled_from);
+        if hasher.finalize().as_bytes() != checksum {
             return Err("checksum mismatch (corrupt or truncated)".to_owned());
         }
-        // SAFETY: the file was written by this cache (checksum checked over
-        // its content through this descriptor, file only writable by us) for
-        // an engine with the same compatibility hash; wasmtime re-checks the
-        // engine settings. `/proc/self/fd/N` is the inode checked, not
-        // whatever the path names by now. The trailer after the ELF image
-        // is outside every section, where wasmtime does not look.
+        if compiled_from != wasm_sha256.as_bytes() {
+            return Err(
+                "it was compiled from another wasm file (copied from another plugin?)".to_owned(),
+            );
+        }
+        // SAFETY: the file was written by this cache for this very wasm (its
+        // sha256 in the trailer, checksum checked over the content through
+        // this descriptor, a regular file only we can write, reached through
+        // directories only we can write) for an engine with the same
+        // compatibility hash; wasmtime re-checks the engine settings.
+        // `/proc/self/fd/N` is the inode checked, not whatever the path
+        // names by now. The trailer after the ELF image is outside every
+        // section, where wasmtime does not look.
         let checked = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
         unsafe { Component::deserialize_file(engine, &checked) }
             .map(Some)
@@ -213,24 +238,23 @@ impl Cache {
     }
 }
 
-fn write_entry(dir: &Path, entry: &Path, artifact: &[u8]) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    let temporary = entry.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&temporary)?;
+/// Write an entry under a temporary name, created afresh, then rename it
+/// into place.
+fn write_entry(
+    root: &Path,
+    rel: &Path,
+    wasm_sha256: &Sha256,
+    artifact: &[u8],
+) -> std::io::Result<()> {
+    let temporary = rel.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = beneath::create(root, &temporary, 0o600)?;
+    let mut checksum = blake3::Hasher::new();
+    checksum.update(artifact);
+    checksum.update(wasm_sha256.as_bytes());
     file.write_all(artifact)?;
-    file.write_all(blake3::hash(artifact).as_bytes())?;
+    file.write_all(wasm_sha256.as_bytes())?;
+    file.write_all(checksum.finalize().as_bytes())?;
     file.write_all(MAGIC)?;
     file.sync_all()?;
-    std::fs::rename(&temporary, entry)
-}
-
-fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    beneath::rename(root, &temporary, rel)
 }

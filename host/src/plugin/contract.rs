@@ -13,19 +13,19 @@ use serde::{Deserialize, Serialize};
 
 pub use super::bindings::exports::plinth::bootstrap::image_resolve::{Image, Origin, PullPolicy};
 pub use super::bindings::exports::plinth::bootstrap::join_decision::{
-    JoinAction, JoinFacts, Proposal, StorageKind,
+    JoinAction, JoinFacts, Proposal, RecordedMembership, StorageKind,
 };
 pub use super::bindings::exports::plinth::bootstrap::post_pki::{Certificate, KeyAlgorithm};
 pub use super::bindings::exports::plinth::bootstrap::pre_init::{NodeFacts, PreInitAnswer};
 pub use super::bindings::exports::plinth::bootstrap::readiness::{
-    CheckSpec, Observation, ProbeResult,
+    CheckSpec, ClusterFacts, Observation, ProbeResult,
 };
 pub use super::bindings::plinth::bootstrap::types::{Finding, Metadata, Severity};
 
 use crate::phase::Phase;
 
 /// The version of `package plinth:bootstrap` this host implements.
-pub(crate) const CONTRACT_VERSION: &str = "0.1.0";
+pub(crate) const CONTRACT_VERSION: &str = "0.2.0";
 
 /// The hooks of the contract, in bootstrap order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -21,6 +21,8 @@ pub enum PluginError {
     },
     #[error("plugin directory {path} does not exist or is not a directory; check --plugins")]
     NoDirectory { path: PathBuf },
+    #[error("plugin directory: {path} {reason}")]
+    StrayFile { path: PathBuf, reason: String },
     #[error("invalid plugin manifest {path}")]
     ManifestSyntax {
         path: PathBuf,

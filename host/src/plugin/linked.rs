@@ -23,9 +23,8 @@ pub(super) struct Linked {
     pub(super) join_decision: Option<exports::join_decision::GuestIndices>,
     pub(super) post_pki: Option<exports::post_pki::GuestIndices>,
     pub(super) image_resolve: Option<exports::image_resolve::GuestIndices>,
-    /// Called by `plugins invoke` today, by run mode's readiness phase later.
-    pub(super) readiness_checks: Option<exports::readiness::GuestIndices>,
-    pub(super) readiness_evaluate: Option<exports::readiness::GuestIndices>,
+    /// Both readiness calls (`checks`, `evaluate`) go through these.
+    pub(super) readiness: Option<exports::readiness::GuestIndices>,
     /// The runtime whose epoch thread enforces this plugin's deadlines: a
     /// linked component keeps it running for as long as it can be called.
     _runtime: Arc<Runtime>,
@@ -57,10 +56,7 @@ impl Linked {
             image_resolve: if_exported(has(Hook::ImageResolve), || {
                 exports::image_resolve::GuestIndices::new(&pre)
             })?,
-            readiness_checks: if_exported(has(Hook::Readiness), || {
-                exports::readiness::GuestIndices::new(&pre)
-            })?,
-            readiness_evaluate: if_exported(has(Hook::Readiness), || {
+            readiness: if_exported(has(Hook::Readiness), || {
                 exports::readiness::GuestIndices::new(&pre)
             })?,
             pre,

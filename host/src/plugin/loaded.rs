@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::allow_urls::AllowUrls;
 use super::cache::{Cache, LoadKind};
 use super::contract::{
     CONTRACT_VERSION, Certificate, CheckSpec, FailurePolicy, Finding, Hook, Image, JoinFacts,
@@ -17,13 +18,16 @@ use super::contract::{
 use super::engine::Runtime;
 use super::error::PluginError;
 use super::linked::Linked;
-use super::manifest::Manifest;
+use super::manifest::{ClientCertificate, Manifest};
 use super::sandbox::{self, CallFailure, CallRecord, CallTarget, Limits};
 use super::signature::{SignaturePolicy, SignatureStatus};
-use crate::journal::{Entry, Verdict};
+use crate::journal::{Entry, LogDropped, Verdict};
 use crate::phase::Phase;
 use crate::sha256::Sha256;
 
+/// The largest plugin file read: a componentize-py plugin, the Python
+/// interpreter inside, is about 40 MiB.
+pub(crate) const MAX_WASM_BYTES: u64 = 256 << 20;
 /// Longest metadata field or settings message accepted at load.
 const MAX_METADATA_BYTES: usize = 4096;
 /// Most settings messages accepted from `validate-settings`.
@@ -43,6 +47,8 @@ pub struct Plugin {
     /// Hooks it serves: the exported ones, narrowed by the manifest.
     hooks: BTreeSet<Hook>,
     load: LoadKind,
+    /// Log lines `describe` and `validate-settings` wrote past their budget.
+    load_log_dropped: Option<LogDropped>,
     signature: SignatureStatus,
     linked: Linked,
 }
@@ -83,10 +89,11 @@ impl Plugin {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let manifest = Manifest::read(manifest)?;
-        let wasm = std::fs::read(path).map_err(|source| PluginError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let wasm =
+            crate::regular_file::read(path, MAX_WASM_BYTES).map_err(|source| PluginError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         let signature = signatures.check(path, &wasm)?;
         let sha256 = Sha256::of(&wasm);
         if let Some(expected) = manifest.sha256
@@ -109,16 +116,12 @@ impl Plugin {
             Some(narrowed) => exported.intersection(narrowed).copied().collect(),
             None => exported.clone(),
         };
-        let target = CallTarget {
-            plugin: Arc::from(name.as_str()),
-            settings: Arc::new(manifest.settings.clone()),
-            limits: manifest.limits(),
-            last_call: Arc::default(),
-        };
+        let target = CallTarget::new(&name, manifest.settings.clone(), manifest.limits());
         let linked =
             Linked::new(runtime, &component, &exported, target).map_err(|error| error.at(path))?;
         let metadata = describe(&linked)?;
         validate_settings(&linked)?;
+        let load_log_dropped = linked.target.take_log_dropped();
         Ok(Self {
             name,
             path: path.to_owned(),
@@ -129,6 +132,7 @@ impl Plugin {
             exported,
             hooks,
             load,
+            load_log_dropped,
             signature,
             linked,
         })
@@ -169,7 +173,7 @@ impl Plugin {
     }
 
     /// How the component came to be ready, and how long it took.
-    pub(crate) fn load_kind(&self) -> LoadKind {
+    pub fn load_kind(&self) -> LoadKind {
         self.load
     }
 
@@ -201,9 +205,35 @@ impl Plugin {
         self.linked.target.limits
     }
 
+    /// Log lines its calls wrote past their budget since this was last
+    /// asked: the chain journals them with the call.
+    pub(crate) fn take_log_dropped(&self) -> Option<LogDropped> {
+        self.linked.target.take_log_dropped()
+    }
+
     /// Whether the manifest lets this plugin add or drop images.
     pub fn may_change_image_set(&self) -> bool {
         self.manifest.allow_image_set_change.unwrap_or(false)
+    }
+
+    /// The URLs the manifest lets this plugin's readiness checks probe.
+    pub(crate) fn allow_urls(&self) -> &AllowUrls {
+        &self.manifest.allow_urls
+    }
+
+    /// The client certificate the host presents on this plugin's probes.
+    pub(crate) fn client_certificate(&self) -> Option<ClientCertificate> {
+        self.manifest.client_certificate
+    }
+
+    /// How long one probe of this plugin's readiness checks may take.
+    pub(crate) fn probe_timeout(&self) -> std::time::Duration {
+        self.manifest.probe_timeout()
+    }
+
+    /// The manifest beside the plugin (which may not exist).
+    pub(crate) fn manifest_path(&self) -> PathBuf {
+        self.path.with_extension("toml")
     }
 
     /// The journal line saying how this plugin was loaded.
@@ -211,6 +241,7 @@ impl Plugin {
         let mut entry = Entry::new(Phase::Plugins, self.name.as_str(), Verdict::Event)
             .took(self.load.elapsed());
         entry.sha256 = Some(self.sha256);
+        entry.log_dropped = self.load_log_dropped;
         let hooks: Vec<_> = self.hooks.iter().map(|hook| hook.as_str()).collect();
         entry.detail(
             serde_json::json!({"load": self.load, "hooks": hooks, "metadata": self.metadata, "signature": self.signature}),
@@ -316,14 +347,14 @@ fn exported_hooks(
     Ok(hooks)
 }
 
-/// One method on [`Plugin`] per hook: the export it calls, its arguments
-/// and its answer. A hook the plugin does not export is
-/// [`CallFailure::NotExported`]; chains never ask for one, as they call only
-/// the plugins serving the hook.
+/// One method on [`Plugin`] per call of a hook: the export indices it goes
+/// through (one set per hook), the export it calls, its arguments and its
+/// answer. A hook the plugin does not export is [`CallFailure::NotExported`];
+/// chains never ask for one, as they call only the plugins serving the hook.
 macro_rules! typed_calls {
     ($(
         $(#[$doc:meta])*
-        $method:ident($($arg:ident: $type:ty),*) -> $answer:ty = $hook:ident . $export:ident;
+        $method:ident($($arg:ident: $type:ty),*) -> $answer:ty = $hook:ident: $indices:ident . $export:ident;
     )*) => {
         impl Plugin {
             $(
@@ -331,7 +362,7 @@ macro_rules! typed_calls {
                 pub fn $method(&self, $($arg: $type),*) -> Result<$answer, CallFailure> {
                     let linked = &self.linked;
                     let indices = linked
-                        .$method
+                        .$indices
                         .as_ref()
                         .ok_or(CallFailure::NotExported(Hook::$hook))?;
                     sandbox::call(&linked.pre, &linked.target, Hook::$hook.as_str(), |store, instance| {
@@ -346,17 +377,21 @@ macro_rules! typed_calls {
 typed_calls! {
     /// pre-init `check`: findings about the effective configuration (as
     /// JSON) on this node, and perhaps a merge patch.
-    pre_init(config_json: &str, facts: &NodeFacts) -> PreInitAnswer = PreInit.call_check;
+    pre_init(config_json: &str, facts: &NodeFacts) -> PreInitAnswer =
+        PreInit: pre_init.call_check;
     /// join-decision `decide`: the next proposal after `current`, or a
     /// refusal of every outcome.
     join_decision(facts: &JoinFacts, current: &Proposal) -> Result<Proposal, String> =
-        JoinDecision.call_decide;
+        JoinDecision: join_decision.call_decide;
     /// post-pki `audit`: findings about the certificate set.
-    post_pki(certificates: &[Certificate]) -> Vec<Finding> = PostPki.call_audit;
+    post_pki(certificates: &[Certificate]) -> Vec<Finding> = PostPki: post_pki.call_audit;
     /// image-resolve `resolve`: the next image list, or a refusal.
-    image_resolve(images: &[Image]) -> Result<Vec<Image>, String> = ImageResolve.call_resolve;
-    /// readiness `checks`: the URLs the plugin wants probed.
-    readiness_checks() -> Vec<CheckSpec> = Readiness.call_checks;
-    /// readiness `evaluate`: the plugin's judgement of one observation.
-    readiness_evaluate(check: &str, seen: &Observation) -> ProbeResult = Readiness.call_evaluate;
+    image_resolve(images: &[Image]) -> Result<Vec<Image>, String> =
+        ImageResolve: image_resolve.call_resolve;
+    /// readiness `checks`: the checks the plugin wants run (once per run).
+    readiness_checks() -> Vec<CheckSpec> = Readiness: readiness.call_checks;
+    /// readiness `evaluate`: the plugin's verdict on one observation of
+    /// its check `check`.
+    readiness_evaluate(check: &str, seen: &Observation) -> ProbeResult =
+        Readiness: readiness.call_evaluate;
 }

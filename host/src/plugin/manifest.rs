@@ -6,11 +6,37 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::allow_urls::AllowUrls;
 use super::contract::{FailurePolicy, Hook};
 use super::engine::MAX_MEMORY_MIB;
 use super::error::PluginError;
 use super::sandbox::Limits;
 use crate::sha256::Sha256;
+
+/// How long one readiness probe may take when the manifest does not say.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The client certificates a manifest may have the host present on its
+/// plugin's probes. Short on purpose: none of them grants more than a
+/// health check (`admin` or `apiserver-kubelet-client`, in
+/// `system:masters`, never will be).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub enum ClientCertificate {
+    /// etcd's health-check client: `GET /health` of an etcd member.
+    #[serde(rename = "etcd/healthcheck-client")]
+    EtcdHealthcheckClient,
+}
+
+impl ClientCertificate {
+    /// The certificate's name in the PKI set (`pki/<name>.crt`, `.key`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::EtcdHealthcheckClient => "etcd/healthcheck-client",
+        }
+    }
+}
+/// The largest manifest read: settings included, a real one is under 4 KiB.
+const MAX_MANIFEST_BYTES: u64 = 64 << 10;
 
 /// A plugin's manifest, as written. Every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -27,6 +53,14 @@ pub struct Manifest {
     pub sha256: Option<Sha256>,
     /// May this plugin add or drop images in image-resolve?
     pub allow_image_set_change: Option<bool>,
+    /// URLs a readiness plugin may have the host GET (prefixes admitted).
+    #[serde(default)]
+    pub allow_urls: AllowUrls,
+    /// The client certificate the host presents when it probes an https URL
+    /// for this plugin; none by default.
+    pub client_certificate: Option<ClientCertificate>,
+    /// How long one probe of a readiness check may take.
+    pub probe_timeout_ms: Option<u64>,
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
 }
@@ -34,7 +68,7 @@ pub struct Manifest {
 impl Manifest {
     /// Read `path` if it exists; a plugin without a manifest gets defaults.
     pub fn read(path: &Path) -> Result<Self, PluginError> {
-        let text = match std::fs::read_to_string(path) {
+        let text = match crate::regular_file::read_text(path, MAX_MANIFEST_BYTES) {
             Ok(text) => text,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self::default());
@@ -46,8 +80,13 @@ impl Manifest {
                 });
             }
         };
+        Self::parse(&text, path)
+    }
+
+    /// Parse and check the text of a manifest; `path` names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, PluginError> {
         let manifest: Self =
-            toml::from_str(&text).map_err(|source| PluginError::ManifestSyntax {
+            toml::from_str(text).map_err(|source| PluginError::ManifestSyntax {
                 path: path.to_owned(),
                 source,
             })?;
@@ -63,6 +102,14 @@ impl Manifest {
         if self.timeout_ms == Some(0) || self.timeout_ms.is_some_and(|ms| ms > 60_000) {
             return Err(bad("timeout-ms must be between 1 and 60000".to_owned()));
         }
+        if self
+            .probe_timeout_ms
+            .is_some_and(|ms| ms == 0 || ms > 60_000)
+        {
+            return Err(bad(
+                "probe-timeout-ms must be between 1 and 60000".to_owned()
+            ));
+        }
         if let Some(mib) = self
             .memory_mib
             .filter(|mib| *mib == 0 || *mib > MAX_MEMORY_MIB)
@@ -72,6 +119,11 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    pub(crate) fn probe_timeout(&self) -> Duration {
+        self.probe_timeout_ms
+            .map_or(DEFAULT_PROBE_TIMEOUT, Duration::from_millis)
     }
 
     pub(crate) fn limits(&self) -> Limits {

@@ -7,6 +7,7 @@
 //! plugin stops the run before any phase. Each hook call then instantiates
 //! the plugin afresh from its `InstancePre`.
 
+mod allow_urls;
 mod bindings;
 mod cache;
 pub mod contract;
@@ -22,11 +23,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use allow_urls::{AllowUrls, parse_probe_url};
 pub use cache::{Cache, LoadKind};
+#[cfg(test)]
+pub(crate) use engine::MAX_MEMORY_MIB;
 pub use engine::{Allocation, Runtime};
 pub use error::PluginError;
+pub(crate) use loaded::MAX_WASM_BYTES;
 pub use loaded::Plugin;
-pub use manifest::Manifest;
+pub use manifest::{ClientCertificate, DEFAULT_PROBE_TIMEOUT, Manifest};
 pub use sandbox::{CallFailure, CallRecord, Limits};
 pub use signature::{SignaturePolicy, SignatureStatus};
 
@@ -39,6 +44,14 @@ use crate::phase::Summarize;
 /// Every plugin of a directory, in chain order.
 pub struct PluginSet {
     plugins: Vec<Plugin>,
+}
+
+impl std::fmt::Debug for PluginSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.plugins.iter().map(Plugin::name))
+            .finish()
+    }
 }
 
 impl PluginSet {
@@ -128,31 +141,87 @@ fn chain_key(plugin: &Plugin) -> (i64, &str) {
     )
 }
 
-/// The `*.wasm` files of `dir`, sorted by name.
+/// The files a plugin may have beside it, by suffix after its stem.
+const COMPANIONS: [&str; 2] = [".toml", ".wasm.sig"];
+
+/// The plugins of `dir`, sorted by name. Every entry of the directory must
+/// be one of (README, "The plugin directory"):
+///
+/// - `NAME.wasm`, a plugin;
+/// - `NAME.toml`, its manifest, or `NAME.wasm.sig`, its signature, beside
+///   an existing `NAME.wasm`;
+///
+/// where NAME does not start with `.`, each a regular file (not a link).
+/// Anything else is an error, never skipped: a policy that silently does
+/// not load fails open.
 pub fn discover(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     if !dir.is_dir() {
         return Err(PluginError::NoDirectory {
             path: dir.to_owned(),
         });
     }
-    let entries = std::fs::read_dir(dir).map_err(|source| PluginError::Io {
+    let io = |source| PluginError::Io {
         path: dir.to_owned(),
         source,
-    })?;
-    let mut paths = Vec::new();
-    for entry in entries {
-        let path = entry
-            .map_err(|source| PluginError::Io {
-                path: dir.to_owned(),
-                source,
-            })?
-            .path();
-        if path.extension().is_some_and(|ext| ext == "wasm") && path.is_file() {
-            paths.push(path);
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        let stray = |reason: &str| PluginError::StrayFile {
+            path: path.clone(),
+            reason: reason.to_owned(),
+        };
+        let kind = entry.file_type().map_err(io)?;
+        if kind.is_symlink() {
+            return Err(stray(
+                "is a symbolic link; copy the file itself into the plugin directory",
+            ));
+        }
+        if !kind.is_file() {
+            return Err(stray(
+                "is not a regular file (a directory, FIFO, socket or device)",
+            ));
+        }
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Err(stray("has a name that is not UTF-8"));
+        };
+        if name.starts_with('.') {
+            return Err(stray(
+                "is a hidden file; a plugin's name may not start with `.`",
+            ));
+        }
+        names.push(name);
+    }
+    let plugins: std::collections::BTreeSet<&str> = names
+        .iter()
+        .filter_map(|name| name.strip_suffix(".wasm"))
+        .filter(|stem| !stem.is_empty())
+        .collect();
+    for name in &names {
+        let belongs = name
+            .strip_suffix(".wasm")
+            .is_some_and(|stem| !stem.is_empty())
+            || COMPANIONS.iter().any(|suffix| {
+                name.strip_suffix(suffix)
+                    .is_some_and(|stem| plugins.contains(stem))
+            });
+        if !belongs {
+            let reason = if COMPANIONS.iter().any(|suffix| name.ends_with(suffix)) {
+                "belongs to no plugin: there is no .wasm file of the same name beside it"
+            } else {
+                "is neither a plugin (NAME.wasm, lower case) nor a plugin's manifest (NAME.toml) or signature (NAME.wasm.sig); remove it or move it out of the plugin directory"
+            };
+            return Err(PluginError::StrayFile {
+                path: dir.join(name),
+                reason: reason.to_owned(),
+            });
         }
     }
-    paths.sort();
-    Ok(paths)
+    Ok(plugins
+        .iter()
+        .map(|stem| dir.join(format!("{stem}.wasm")))
+        .collect())
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::plinth::bootstrap::{host, types};
 use super::contract::Hook;
+use crate::journal::LogDropped;
+use crate::terminal::escape;
 
 /// How often the engine's epoch advances (`engine.rs` ticks it); deadlines
 /// are counted in ticks.
@@ -21,6 +23,11 @@ pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 const OUTPUT_CAPTURE_BYTES: usize = 64 * 1024;
 /// Longest log line a plugin may write through `host.log`.
 const LOG_LINE_BYTES: usize = 4096;
+/// Most log lines (`host.log`, stdout and stderr together) one call may
+/// write, and their bytes; the rest is dropped and counted, and one notice
+/// says how much (a plugin wrote 163 MB in 2 s without it).
+pub(crate) const LOG_BUDGET_LINES: u64 = 1000;
+pub(crate) const LOG_BUDGET_BYTES: u64 = 256 * 1024;
 
 /// Per-call resource limits from the plugin's manifest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -58,6 +65,36 @@ pub enum CallFailure {
     NotExported(Hook),
 }
 
+/// What is left of one call's log budget.
+struct LogBudget {
+    lines: u64,
+    bytes: u64,
+    dropped: LogDropped,
+}
+
+impl LogBudget {
+    fn new() -> Self {
+        Self {
+            lines: LOG_BUDGET_LINES,
+            bytes: LOG_BUDGET_BYTES,
+            dropped: LogDropped::default(),
+        }
+    }
+
+    /// Whether a line of `len` bytes may still be written.
+    fn spend(&mut self, len: usize) -> bool {
+        let len = len as u64;
+        if self.lines == 0 || self.bytes < len {
+            self.dropped.lines += 1;
+            self.dropped.bytes += len;
+            return false;
+        }
+        self.lines -= 1;
+        self.bytes -= len;
+        true
+    }
+}
+
 /// The data of one call's Store.
 pub(crate) struct Sandbox {
     wasi: WasiCtx,
@@ -66,6 +103,7 @@ pub(crate) struct Sandbox {
     plugin: Arc<str>,
     hook: &'static str,
     settings: Arc<BTreeMap<String, String>>,
+    budget: LogBudget,
 }
 
 struct MemoryCap {
@@ -109,9 +147,33 @@ pub(crate) struct CallTarget {
     pub plugin: Arc<str>,
     pub settings: Arc<BTreeMap<String, String>>,
     pub limits: Limits,
+    /// Log lines dropped by calls since the caller last took the count
+    /// ([`CallTarget::take_log_dropped`]), for its journal entry.
+    pub log_dropped: Arc<Mutex<LogDropped>>,
     /// The last call's record: one slot, overwritten, so a plugin called
     /// every second for days keeps no history.
     pub last_call: Arc<Mutex<Option<CallRecord>>>,
+}
+
+impl CallTarget {
+    pub(crate) fn new(plugin: &str, settings: BTreeMap<String, String>, limits: Limits) -> Self {
+        Self {
+            plugin: Arc::from(plugin),
+            settings: Arc::new(settings),
+            limits,
+            log_dropped: Arc::default(),
+            last_call: Arc::default(),
+        }
+    }
+
+    /// The log lines dropped since the last time this was asked, if any.
+    pub(crate) fn take_log_dropped(&self) -> Option<LogDropped> {
+        let mut dropped = self
+            .log_dropped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Some(std::mem::take(&mut *dropped)).filter(|d| d.lines > 0)
+    }
 }
 
 /// What one call cost, as `plugins invoke` reports it.
@@ -156,6 +218,7 @@ pub fn call<R>(
         plugin: Arc::clone(&target.plugin),
         hook,
         settings: Arc::clone(&target.settings),
+        budget: LogBudget::new(),
     };
     let mut store = Store::new(pre.engine(), sandbox);
     store.limiter(|sandbox| &mut sandbox.cap);
@@ -173,6 +236,26 @@ pub fn call<R>(
     let outcome = pre
         .instantiate(&mut store)
         .and_then(|instance| body(&mut store, &instance));
+    let budget = &mut store.data_mut().budget;
+    log_output(&target.plugin, hook, "stdout", &stdout, budget);
+    log_output(&target.plugin, hook, "stderr", &stderr, budget);
+    let dropped = budget.dropped;
+    if dropped.lines > 0 {
+        tracing::warn!(
+            plugin = &*target.plugin,
+            hook,
+            "the plugin's log exceeded its budget of {LOG_BUDGET_LINES} lines and {} KiB for one call: {} more line(s), {} bytes, dropped",
+            LOG_BUDGET_BYTES / 1024,
+            dropped.lines,
+            dropped.bytes
+        );
+        let mut total = target
+            .log_dropped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        total.lines += dropped.lines;
+        total.bytes += dropped.bytes;
+    }
     let (exceeded, peak_memory_bytes) = (store.data().cap.exceeded, store.data().cap.total);
     drop(store);
     let record = CallRecord {
@@ -183,8 +266,6 @@ pub fn call<R>(
         .last_call
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(record);
-    log_output(&target.plugin, hook, "stdout", &stdout);
-    log_output(&target.plugin, hook, "stderr", &stderr);
     outcome.map_err(|error| classify(&error, exceeded, &target.limits))
 }
 
@@ -199,13 +280,22 @@ fn classify(error: &wasmtime::Error, memory_exceeded: bool, limits: &Limits) -> 
     }
 }
 
-fn log_output(plugin: &str, hook: &str, stream: &str, pipe: &MemoryOutputPipe) {
+fn log_output(
+    plugin: &str,
+    hook: &str,
+    stream: &str,
+    pipe: &MemoryOutputPipe,
+    budget: &mut LogBudget,
+) {
     let bytes = pipe.contents();
     for line in String::from_utf8_lossy(&bytes)
         .lines()
         .filter(|line| !line.trim().is_empty())
     {
-        tracing::info!(target: "plinth::plugin::output", plugin, hook, stream, "{line}");
+        if budget.spend(line.len()) {
+            let line = escape(line);
+            tracing::info!(target: "plinth::plugin::output", plugin, hook, stream, "{line}");
+        }
     }
 }
 
@@ -223,6 +313,9 @@ impl types::Host for Sandbox {}
 impl host::Host for Sandbox {
     fn log(&mut self, level: types::Level, message: String) {
         let mut message = message;
+        if !self.budget.spend(message.len().min(LOG_LINE_BYTES)) {
+            return;
+        }
         if message.len() > LOG_LINE_BYTES {
             let mut end = LOG_LINE_BYTES;
             while !message.is_char_boundary(end) {
@@ -231,6 +324,7 @@ impl host::Host for Sandbox {
             message.truncate(end);
             message.push_str(" [truncated]");
         }
+        let message = escape(&message);
         let (plugin, hook) = (&*self.plugin, self.hook);
         match level {
             types::Level::Trace => {

@@ -369,27 +369,22 @@ fn parse_time(value: &str) -> Result<u64, String> {
 /// Read a small text file, refusing a symbolic link (a plugin directory
 /// is not trusted to point elsewhere).
 fn read_bounded(path: &Path) -> Result<String, SignatureError> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let io = |source| SignatureError::Io {
+    let bytes = crate::regular_file::read_no_link(path, MAX_FILE_BYTES).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::FileTooLarge {
+            SignatureError::TooLarge {
+                path: path.to_owned(),
+            }
+        } else {
+            SignatureError::Io {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|_| SignatureError::Io {
         path: path.to_owned(),
-        source,
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-        .map_err(io)?;
-    let mut text = String::new();
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(SignatureError::TooLarge {
-            path: path.to_owned(),
-        });
-    }
-    Ok(text)
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, "is not UTF-8 text"),
+    })
 }
 
 /// Text from a file, safe to put on a terminal: control characters escaped.

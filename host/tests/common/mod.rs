@@ -2,6 +2,8 @@
 //! binary with real WASM guests built by `cargo xtask plugins`.
 #![allow(dead_code)] // each test crate uses its own subset
 
+pub mod cluster;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;

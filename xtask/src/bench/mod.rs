@@ -9,9 +9,16 @@ use anyhow::{Context, Result};
 use crate::{cargo, guests, target_dir};
 
 mod pki;
+mod readiness;
+mod run_mode;
 
 /// Runs of `controller --init-only` and of the openssl script, each.
 const PKI_ROUNDS: usize = 7;
+/// Single starts and join rounds of the run-mode benchmark.
+const START_ROUNDS: usize = 5;
+const JOIN_ROUNDS: usize = 3;
+/// Controllers started per side of the readiness-reaction benchmark.
+const READY_ROUNDS: usize = 5;
 
 /// One line of the table: our figure, the baseline's, and the goal.
 pub struct Row {
@@ -45,6 +52,12 @@ pub fn run() -> Result<()> {
         }
     }
     rows.push(Row {
+        name: "readiness evaluate, quorum-guard".to_owned(),
+        ours: estimate("readiness_evaluate/quorum_guard_pooled")?,
+        baseline: estimate("readiness_evaluate/quorum_guard_on_demand")?,
+        baseline_name: "on-demand instantiation".to_owned(),
+    });
+    rows.push(Row {
         name: "plugin load, airgap-mirror (Rust, 97 KB)".to_owned(),
         ours: estimate("plugin_load/cached")?,
         baseline: estimate("plugin_load/compile")?,
@@ -76,14 +89,42 @@ pub fn run() -> Result<()> {
     });
     let plinth = target_dir().join("release/plinth");
     rows.extend(pki::pki_vs_openssl(&plinth, PKI_ROUNDS)?);
+    let single = run_mode::single_start(&plinth, START_ROUNDS)?;
+    let joins = run_mode::four_joiners(&plinth, JOIN_ROUNDS)?;
+    let (ours, k3s) = readiness_reaction(&plinth)?;
     print_table(&rows);
     print_load_steps(&criterion)?;
+    run_mode::print(&single, &joins);
+    readiness::print(&ours, &k3s);
     println!(
-        "\ngoals: hook call with 10 images <= 20 us; cached load >= 100x faster than compiling;"
+        "\ngoals: hook call with 10 images <= 20 us; readiness evaluate <= 50 us; cached load >= 100x faster than compiling;"
     );
     println!(
         "       1000 images through two plugins <= 2 ms; PKI >= 5x faster than openssl with ECDSA"
     );
+    Ok(())
+}
+
+/// Readiness reaction at the 100 ms floor, and with k3s's 2 s poll.
+fn readiness_reaction(
+    plinth: &Path,
+) -> Result<(Vec<readiness::Reaction>, Vec<readiness::Reaction>)> {
+    Ok((
+        readiness::reaction(plinth, 100, READY_ROUNDS)?,
+        readiness::reaction(plinth, 2000, READY_ROUNDS)?,
+    ))
+}
+
+/// `cargo xtask bench-run`: the run-mode benchmark alone.
+pub fn run_mode_only() -> Result<()> {
+    guests::build_all()?;
+    cargo(&["build", "--release", "-p", "plinth"])?;
+    let plinth = target_dir().join("release/plinth");
+    let single = run_mode::single_start(&plinth, START_ROUNDS)?;
+    let joins = run_mode::four_joiners(&plinth, JOIN_ROUNDS)?;
+    let (ours, k3s) = readiness_reaction(&plinth)?;
+    run_mode::print(&single, &joins);
+    readiness::print(&ours, &k3s);
     Ok(())
 }
 

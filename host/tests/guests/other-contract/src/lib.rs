@@ -1,4 +1,4 @@
-//! `other-contract`: a minimal plugin built against `plinth:bootstrap@0.2.0`
+//! `other-contract`: a minimal plugin built against `plinth:bootstrap@0.1.0`
 //! (its own `wit/`), so that the host's tests can prove it is refused at load
 //! with the version it named. It imports `host` and exports `plugin` of that
 //! version, and nothing else.
@@ -15,12 +15,12 @@ impl Guest for OtherContract {
     fn describe() -> Metadata {
         log(
             Level::Info,
-            "other-contract: describe called; a 0.1.0 host should never get here",
+            "other-contract: describe called; a 0.2.0 host should never get here",
         );
         Metadata {
             name: "other-contract".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            description: "Built against plinth:bootstrap@0.2.0; the host must refuse it.".into(),
+            description: "Built against plinth:bootstrap@0.1.0; the host must refuse it.".into(),
         }
     }
 

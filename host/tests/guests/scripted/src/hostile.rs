@@ -190,14 +190,14 @@ pub fn checks(h: Hostile) -> Vec<CheckSpec> {
         Hostile::Malformed => (0..2)
             .map(|_| CheckSpec {
                 name: String::new(),
-                url: "not a url".into(),
+                url: Some("not a url".into()),
                 interval_ms: 0,
             })
             .collect(),
         Hostile::Oversized => (0..MANY)
             .map(|i| CheckSpec {
                 name: i.to_string(),
-                url: "http://127.0.0.1:1/".into(),
+                url: Some("http://127.0.0.1:1/".into()),
                 interval_ms: 100,
             })
             .collect(),

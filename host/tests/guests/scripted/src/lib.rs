@@ -17,6 +17,7 @@
 //! | `describe.description` | metadata description |
 //! | `log.message` = text | on **every** call of **every** exported function, first thing: `host::log(level, text)`, then `stdout: text` on stdout and `stderr: text` on stderr (one line each) |
 //! | `log.level` | level for `log.message`: `trace` `debug` `info` (default) `warn` `error` |
+//! | `log.repeat` | how many times `log.message` is written on each call (default 1) |
 //! | `settings.invalid` = anything | `validate-settings` returns `err`, one message naming `settings.invalid` and the value |
 //! | `settings.echo` = KEY | in `pre-init`: a warning finding, subject KEY, rule `settings.echo`, message = the value of `setting(KEY)`, or `<absent>` when none |
 //!
@@ -69,10 +70,14 @@
 //! | `post-pki.der-sizes` = `true` | info, subject `pki`, rule `post-pki.der-sizes`, message = `name=bytes` per certificate, joined by `,` |
 //!
 //! ## readiness
-//! * `checks`: `readiness.checks` = list of `name=url` (default none), each
-//!   with interval `readiness.interval-ms` (default 100).
+//! * `checks`: `readiness.checks` = list of `name=url`, or `name` alone for a
+//!   check without a URL (default none), each with interval
+//!   `readiness.interval-ms` (default 100).
 //! * `evaluate`: `readiness.fail` = reason → `failed(reason)`; else
-//!   `readiness.ready-after` = N → `waiting("attempt K of N")` while the
+//!   `readiness.echo-facts` = `true` → `waiting("members=M voters=V
+//!   learners=L this-node-voter=B cluster-id=HEX16 kernel-modules=COUNT
+//!   attempt=K")` (`cluster=unknown`, `kernel-modules=unknown` when absent);
+//!   else `readiness.ready-after` = N → `waiting("attempt K of N")` while the
 //!   attempt K < N, then `ready`; else `ready` for an HTTP 2xx status,
 //!   `waiting("HTTP S")` for another status, `waiting(error or "no response")`
 //!   when none arrived.
@@ -80,7 +85,8 @@
 //! ## Hostile behaviour
 //! `hostile.<hook>` = behaviour, where hook is `describe`, `validate-settings`,
 //! `pre-init`, `join-decision`, `post-pki`, `image-resolve` or `readiness`
-//! (`readiness` covers both `checks` and `evaluate`). It runs right after
+//! (`readiness` covers both `checks` and `evaluate`), or `evaluate` (that
+//! function alone: `checks` answers normally). It runs right after
 //! `log.message`, instead of the normal behaviour.
 //!
 //! | behaviour | what the guest does |
@@ -204,7 +210,7 @@ impl ReadinessGuest for Scripted {
 
     fn evaluate(check: String, seen: Observation) -> ProbeResult {
         let s = script(Hook::Readiness);
-        if let Some(h) = s.hostile(Hook::Readiness) {
+        if let Some(h) = s.hostile(Hook::Readiness).or(s.hostile(Hook::Evaluate)) {
             return hostile::evaluate(h);
         }
         s.evaluate(&check, &seen)

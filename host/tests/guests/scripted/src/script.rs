@@ -22,10 +22,13 @@ pub enum Hook {
     PostPki,
     ImageResolve,
     Readiness,
+    /// `evaluate` alone, so that `checks` answers and the host gets as far
+    /// as evaluating.
+    Evaluate,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 7] = [
+    pub const ALL: [Hook; 8] = [
         Hook::Describe,
         Hook::ValidateSettings,
         Hook::PreInit,
@@ -33,6 +36,7 @@ impl Hook {
         Hook::PostPki,
         Hook::ImageResolve,
         Hook::Readiness,
+        Hook::Evaluate,
     ];
 
     pub fn name(self) -> &'static str {
@@ -44,6 +48,7 @@ impl Hook {
             Hook::PostPki => "post-pki",
             Hook::ImageResolve => "image-resolve",
             Hook::Readiness => "readiness",
+            Hook::Evaluate => "evaluate",
         }
     }
 }
@@ -116,13 +121,14 @@ fn finding(severity: Severity, subject: &str, rule: &str, message: impl Into<Str
     }
 }
 
-const BOOLEANS: [&str; 6] = [
+const BOOLEANS: [&str; 7] = [
     "pre-init.echo-config",
     "pre-init.echo-facts",
     "join.echo-facts",
     "post-pki.count",
     "post-pki.names",
     "post-pki.der-sizes",
+    "readiness.echo-facts",
 ];
 
 pub struct Script<'a> {
@@ -147,16 +153,26 @@ impl<'a> Script<'a> {
             .unwrap_or_else(|| DEFAULT_NAME.to_string())
     }
 
-    /// `log.message`: host log, stdout and stderr.
+    /// `log.message`: host log, stdout and stderr, `log.repeat` times
+    /// (default once).
     pub fn log_message(&self, log: &dyn Fn(Level, &str)) {
         if let Some(text) = self.get("log.message") {
             let level = self
                 .get("log.level")
                 .and_then(|l| parse_level(l.trim()))
                 .unwrap_or(Level::Info);
-            log(level, &text);
-            println!("stdout: {text}");
-            eprintln!("stderr: {text}");
+            let repeat = self
+                .get("log.repeat")
+                .and_then(|n| n.trim().parse::<u32>().ok())
+                .unwrap_or(1);
+            for _ in 0..repeat {
+                use std::io::Write;
+                log(level, &text);
+                // The host captures a bounded amount; past it a write
+                // fails, which `println!` would turn into a panic.
+                let _ = writeln!(std::io::stdout(), "stdout: {text}");
+                let _ = writeln!(std::io::stderr(), "stderr: {text}");
+            }
         }
     }
 
@@ -193,6 +209,11 @@ impl<'a> Script<'a> {
                 "join.action: `{v}` is not valid; expected create-cluster, join-cluster or \
                  already-member"
             ));
+        }
+        if let Some(v) = self.get("log.repeat")
+            && v.trim().parse::<u32>().is_err()
+        {
+            errors.push(format!("log.repeat: `{v}` is not a count"));
         }
         if let Some(v) = self.get("log.level")
             && parse_level(v.trim()).is_none()
@@ -233,15 +254,15 @@ impl<'a> Script<'a> {
         }
         if let Some(v) = self.get("readiness.checks") {
             let bad: Vec<&str> = list(&v)
-                .filter(|item| {
-                    item.split_once('=')
-                        .is_none_or(|(n, u)| n.trim().is_empty() || u.trim().is_empty())
+                .filter(|item| match item.split_once('=') {
+                    Some((name, url)) => name.trim().is_empty() || url.trim().is_empty(),
+                    None => false,
                 })
                 .collect();
             if !bad.is_empty() {
                 errors.push(format!(
                     "readiness.checks: `{}` is not valid; expected a comma-separated list of \
-                     name=url",
+                     name=url or name",
                     bad.join("`, `")
                 ));
             }
@@ -313,7 +334,7 @@ impl<'a> Script<'a> {
         if self.flag("join.echo-facts") {
             next.reason = format!(
                 "storage={} etcd-member-data={} join-token-present={} join-token-api={} \
-                 hostname={} current={} current-reason={}",
+                 recorded-member={} hostname={} current={} current-reason={}",
                 match facts.storage {
                     StorageKind::EmbeddedEtcd => "embedded-etcd",
                     StorageKind::ExternalEtcd => "external-etcd",
@@ -321,6 +342,10 @@ impl<'a> Script<'a> {
                 facts.etcd_member_data,
                 facts.join_token_present,
                 facts.join_token_api.as_deref().unwrap_or("-"),
+                facts
+                    .recorded_membership
+                    .as_ref()
+                    .map_or("-", |m| m.member_id.as_str()),
                 facts.hostname,
                 action_name(current.action),
                 current.reason
@@ -446,10 +471,13 @@ impl<'a> Script<'a> {
             return Vec::new();
         };
         list(&raw)
-            .filter_map(|item| item.split_once('='))
+            .map(|item| match item.split_once('=') {
+                Some((name, url)) => (name, Some(url.trim().to_string())),
+                None => (item, None),
+            })
             .map(|(name, url)| CheckSpec {
                 name: name.trim().to_string(),
-                url: url.trim().to_string(),
+                url,
                 interval_ms,
             })
             .collect()
@@ -458,6 +486,9 @@ impl<'a> Script<'a> {
     pub fn evaluate(&self, _check: &str, seen: &Observation) -> ProbeResult {
         if let Some(reason) = self.get("readiness.fail") {
             return ProbeResult::Failed(reason);
+        }
+        if self.flag("readiness.echo-facts") {
+            return ProbeResult::Waiting(echo_facts(seen));
         }
         if let Some(n) = self
             .get("readiness.ready-after")
@@ -481,9 +512,26 @@ impl<'a> Script<'a> {
     }
 }
 
+/// `readiness.echo-facts`: the facts of an observation on one line.
+fn echo_facts(seen: &Observation) -> String {
+    let cluster = match &seen.cluster {
+        Some(c) => format!(
+            "members={} voters={} learners={} this-node-voter={} cluster-id={:016x}",
+            c.members, c.voters, c.learners, c.this_node_voter, c.cluster_id
+        ),
+        None => "cluster=unknown".to_string(),
+    };
+    let modules = match &seen.kernel_modules {
+        Some(m) => format!("kernel-modules={}", m.len()),
+        None => "kernel-modules=unknown".to_string(),
+    };
+    format!("{cluster} {modules} attempt={}", seen.attempt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exports::plinth::bootstrap::readiness::ClusterFacts;
     use std::collections::HashMap;
 
     fn with<R>(pairs: &[(&str, &str)], f: impl FnOnce(&Script) -> R) -> R {
@@ -512,6 +560,7 @@ mod tests {
             etcd_member_data: false,
             join_token_present: true,
             join_token_api: Some("10.0.0.1:6443".into()),
+            recorded_membership: None,
             hostname: "n1".into(),
         }
     }
@@ -558,7 +607,7 @@ mod tests {
                 ("hostile.post-pki", "explode"),
                 ("post-pki.count", "yes"),
                 ("readiness.ready-after", "-1"),
-                ("readiness.checks", "api=http://x,broken"),
+                ("readiness.checks", "api=http://x,broken="),
                 ("log.level", "loud"),
             ],
             |s| {
@@ -571,7 +620,7 @@ mod tests {
                     ("hostile.post-pki", "explode"),
                     ("post-pki.count", "yes"),
                     ("readiness.ready-after", "-1"),
-                    ("readiness.checks", "broken"),
+                    ("readiness.checks", "broken="),
                 ] {
                     assert!(
                         e.iter().any(|m| m.starts_with(key) && m.contains(value)),
@@ -666,7 +715,8 @@ mod tests {
             assert_eq!(
                 p.reason,
                 "storage=embedded-etcd etcd-member-data=false join-token-present=true \
-                 join-token-api=10.0.0.1:6443 hostname=n1 current=join-cluster current-reason=token given"
+                 join-token-api=10.0.0.1:6443 recorded-member=- hostname=n1 current=join-cluster \
+                 current-reason=token given"
             );
         });
     }
@@ -776,22 +826,25 @@ mod tests {
             body: String::new(),
             error: None,
             attempt,
+            cluster: None,
+            kernel_modules: None,
         };
         with(
             &[
                 (
                     "readiness.checks",
-                    "api=http://127.0.0.1:1/readyz, etcd = http://x/health",
+                    "api=http://127.0.0.1:1/readyz, etcd = http://x/health, quorum",
                 ),
                 ("readiness.interval-ms", "5"),
             ],
             |s| {
                 let c = s.checks();
-                assert_eq!(c.len(), 2);
+                assert_eq!(c.len(), 3);
                 assert_eq!(
-                    (c[1].name.as_str(), c[1].url.as_str(), c[1].interval_ms),
-                    ("etcd", "http://x/health", 5)
+                    (c[1].name.as_str(), c[1].url.as_deref(), c[1].interval_ms),
+                    ("etcd", Some("http://x/health"), 5)
                 );
+                assert_eq!((c[2].name.as_str(), c[2].url.as_deref()), ("quorum", None));
                 assert!(matches!(
                     s.evaluate("api", &seen(Some(200), 1)),
                     ProbeResult::Ready
@@ -813,6 +866,24 @@ mod tests {
                 ProbeResult::Ready
             ));
         });
+        with(&[("readiness.echo-facts", "true")], |s| {
+            let facts = Observation {
+                cluster: Some(ClusterFacts {
+                    members: 3,
+                    voters: 2,
+                    learners: 1,
+                    this_node_voter: true,
+                    cluster_id: 0xabc,
+                }),
+                kernel_modules: Some(vec!["overlay".into()]),
+                ..seen(None, 4)
+            };
+            assert!(matches!(
+                s.evaluate("x", &facts),
+                ProbeResult::Waiting(m) if m == "members=3 voters=2 learners=1 this-node-voter=true \
+                    cluster-id=0000000000000abc kernel-modules=1 attempt=4"
+            ));
+        });
         with(&[("readiness.fail", "broken")], |s| {
             assert!(
                 matches!(s.evaluate("x", &seen(Some(200), 1)), ProbeResult::Failed(m) if m == "broken")
@@ -826,8 +897,10 @@ mod tests {
             &[
                 ("hostile.image-resolve", "oversized"),
                 ("hostile.readiness", " loop "),
+                ("hostile.evaluate", "panic"),
             ],
             |s| {
+                assert_eq!(s.hostile(Hook::Evaluate), Some(Hostile::Panic));
                 assert_eq!(s.hostile(Hook::ImageResolve), Some(Hostile::Oversized));
                 assert_eq!(s.hostile(Hook::Readiness), Some(Hostile::Loop));
                 assert_eq!(s.hostile(Hook::PreInit), None);
