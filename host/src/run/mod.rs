@@ -373,7 +373,7 @@ async fn serve(
     // Everything that can fail comes before the first task is spawned.
     let embedded = matches!(plan.storage, StoragePlan::Embedded(_));
     let bundle = Arc::new(CaBundle::read(&plan.data_dir, embedded)?);
-    let acceptor = api::tls_acceptor(&plan.data_dir.pki_dir())?;
+    let acceptor = api::tls_acceptor(&plan.data_dir)?;
     let listener = api::bind(plan.api_listen).await?;
     tracing::info!(address = %plan.api_listen, "join API serving");
 
