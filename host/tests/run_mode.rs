@@ -38,6 +38,15 @@ fn a_controller_serves_etcd_restarts_as_member_survives_etcd_dying_and_stops_cle
     let [etcd] = c1.etcd_pids()[..] else {
         panic!("one etcd expected: {:?}", c1.etcd_pids())
     };
+    // etcd writes no more than Plinth's filter shows of it (`etcd=warn`).
+    let cmdline = std::fs::read(format!("/proc/{etcd}/cmdline")).unwrap();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == [b"--log-level".as_slice(), b"warn".as_slice()]),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
     // SAFETY: the etcd this test's controller started.
     unsafe { libc::kill(etcd, libc::SIGKILL) };
     wait_for("a new etcd", START, || {

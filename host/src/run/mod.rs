@@ -132,6 +132,7 @@ impl EmbeddedPlan {
             peer_url: self.etcd.peer_url(),
             cluster_token: self.cluster_token.clone(),
             state,
+            log_level: etcd_process::log_level_shown(),
         }
     }
 }
