@@ -303,7 +303,7 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
 }
 
 #[test]
-fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
+fn revoked_expired_foreign_and_misaddressed_tokens_are_refused_and_change_nothing() {
     let _heavy = cluster::heavy();
     let base = tempfile::tempdir().unwrap();
     let mut c1 = Controller::new(base.path(), 24, 1, "");
@@ -345,11 +345,26 @@ fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
     let corrupt = base.path().join("corrupt-token");
     std::fs::write(&corrupt, format!("{prefix}:zzz999.{secret}")).unwrap();
 
+    // c1's join API reached through an address its certificate does not
+    // name (a port forward): the pinned CA is there, the host name is
+    // wrong, and asking again will not change it.
+    let _forward = cluster::Forwarder::start("127.24.0.9:9443", "127.24.0.1:9443");
+    let misnamed = base.path().join("misnamed-token");
+    std::fs::write(
+        &misnamed,
+        good.replace("127.24.0.1:9443", "127.24.0.9:9443"),
+    )
+    .unwrap();
+
     for (token, says) in [
         (&revoked, "refused the join token"),
         (&expired, "refused the join token"),
         (&foreign, "does not present the cluster CA the token pins"),
         (&corrupt, "(422): etcd at"),
+        (
+            &misnamed,
+            "presents a certificate of the pinned CA that is not valid for `127.24.0.9`",
+        ),
     ] {
         let mut joiner = Controller::new(base.path(), 24, 2, "");
         joiner.start(Some(token));
