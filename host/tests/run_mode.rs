@@ -39,6 +39,15 @@ fn a_controller_serves_etcd_restarts_as_member_survives_etcd_dying_and_stops_cle
     let [etcd] = c1.etcd_pids()[..] else {
         panic!("one etcd expected: {:?}", c1.etcd_pids())
     };
+    // etcd writes no more than Plinth's filter shows of it (`etcd=warn`).
+    let cmdline = std::fs::read(format!("/proc/{etcd}/cmdline")).unwrap();
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    assert!(
+        args.windows(2)
+            .any(|w| w == [b"--log-level".as_slice(), b"warn".as_slice()]),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
     // SAFETY: the etcd this test's controller started.
     unsafe { libc::kill(etcd, libc::SIGKILL) };
     wait_for("a new etcd", START, || {
@@ -419,7 +428,7 @@ fn a_joined_data_dir_never_becomes_a_second_cluster_or_reuses_a_member_that_ran(
 }
 
 #[test]
-fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
+fn revoked_expired_foreign_and_misaddressed_tokens_are_refused_and_change_nothing() {
     let _heavy = cluster::heavy();
     let base = tempfile::tempdir().unwrap();
     let mut c1 = Controller::new(base.path(), 24, 1, "");
@@ -461,11 +470,26 @@ fn revoked_expired_and_foreign_tokens_are_refused_and_change_nothing() {
     let corrupt = base.path().join("corrupt-token");
     std::fs::write(&corrupt, format!("{prefix}:zzz999.{secret}")).unwrap();
 
+    // c1's join API reached through an address its certificate does not
+    // name (a port forward): the pinned CA is there, the host name is
+    // wrong, and asking again will not change it.
+    let _forward = cluster::Forwarder::start("127.24.0.9:9443", "127.24.0.1:9443");
+    let misnamed = base.path().join("misnamed-token");
+    std::fs::write(
+        &misnamed,
+        good.replace("127.24.0.1:9443", "127.24.0.9:9443"),
+    )
+    .unwrap();
+
     for (token, says) in [
         (&revoked, "refused the join token"),
         (&expired, "refused the join token"),
         (&foreign, "does not present the cluster CA the token pins"),
         (&corrupt, "(422): etcd at"),
+        (
+            &misnamed,
+            "presents a certificate of the pinned CA that is not valid for `127.24.0.9`",
+        ),
     ] {
         let mut joiner = Controller::new(base.path(), 24, 2, "");
         joiner.start(Some(token));

@@ -1,6 +1,7 @@
 //! The readiness phase with real controllers, real etcd and real guests:
 //! ready only when every check is, `/readyz` and `/readyz?verbose`,
-//! `plinth status`, sd_notify through a real `NOTIFY_SOCKET`, quorum-guard
+//! `plinth status`, sd_notify through a real `NOTIFY_SOCKET`, `/readyz`
+//! following etcd after ready (503 while it is stopped), quorum-guard
 //! holding a controller until the cluster has three voters, a plugin's
 //! `failed` (exit 3), hostile plugins contained within their deadline, and a
 //! URL outside `allow-urls` never fetched.
@@ -260,6 +261,59 @@ fn a_controller_is_ready_only_once_every_check_is_and_tells_systemd_once() {
     assert_eq!(gate["detail"]["probes"], 20);
     assert!(gate["duration_us"].as_u64().unwrap() >= 1_900_000, "{gate}");
     assert_eq!(c1.stop(), 0);
+    assert_eq!(notify.readies(), 1, "{:#?}", notify.datagrams());
+}
+
+#[test]
+fn after_ready_readyz_follows_etcd_and_ready_is_still_sent_once() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    let notify = NotifySocket::new();
+    notify.listen();
+    let mut c1 = Controller::new(base.path(), 67, 1, "");
+    c1.env.push(notify.env());
+    c1.start(None);
+    let ok = Some((200, "ok\n".to_owned()));
+    wait_for("/readyz to answer 200", START, || get(&c1, "/readyz") == ok);
+    wait_for("READY=1", START, || notify.readies() == 1);
+
+    // etcd stopped under a ready controller: /readyz turns 503 and names
+    // it, and `plinth status` says not ready.
+    let [etcd] = c1.etcd_pids()[..] else {
+        panic!("one etcd expected: {:?}", c1.etcd_pids())
+    };
+    // SAFETY: the etcd this test's controller started.
+    unsafe { libc::kill(etcd, libc::SIGSTOP) };
+    let mut down = None;
+    wait_for("/readyz to answer 503 naming etcd", START, || {
+        down = readyz_verbose(&c1)
+            .filter(|(code, body)| *code == 503 && body.contains("[-]etcd waiting: "));
+        down.is_some()
+    });
+    let (_, body) = down.unwrap();
+    assert!(body.contains("[+]plinth-api ok"), "{body}");
+    assert!(body.ends_with("readyz check failed\n"), "{body}");
+    let status = c1.plinth(&["status"]);
+    assert_eq!(status.code, 5, "{}", status.stdout);
+    assert!(
+        status.stdout.contains("[-]etcd waiting"),
+        "{}",
+        status.stdout
+    );
+
+    // etcd going on: 200 again, the same etcd, and still one READY=1.
+    // SAFETY: as above.
+    unsafe { libc::kill(etcd, libc::SIGCONT) };
+    wait_for("/readyz to answer 200 again", START, || {
+        get(&c1, "/readyz") == ok
+    });
+    assert_eq!(c1.etcd_pids(), [etcd], "etcd was started again");
+    let log = c1.log_text();
+    assert!(
+        log.contains("readiness: [-]etcd waiting") && log.contains("/readyz answers 503"),
+        "{log}"
+    );
+    assert_eq!(c1.stop(), 0, "{log}");
     assert_eq!(notify.readies(), 1, "{:#?}", notify.datagrams());
 }
 

@@ -13,9 +13,9 @@ use crate::plugin::contract::Hook;
 /// Exit codes: 0 done; 1 internal error (a bug, or the machine refused
 /// something); 2 usage, invalid config, manifest, plugin file or settings,
 /// an unsafe data dir (owned by another user, writable by others, a link
-/// inside), a refused or malformed join token, a join API that does not
-/// present the pinned CA, a readiness URL outside the manifest's
-/// allow-urls; 3 a plugin denied, or a readiness check failed; 4 a plugin
+/// inside), a refused or malformed join token, a join API whose
+/// certificate fails verification under the pinned CA, a readiness URL
+/// outside the manifest's allow-urls; 3 a plugin denied, or a readiness check failed; 4 a plugin
 /// failed (trap, timeout, bad answer) under fail-closed; 5 a required
 /// component or peer is unreachable (no join API answered within the join
 /// timeout), or a readiness check was not ready within

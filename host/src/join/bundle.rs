@@ -5,7 +5,7 @@
 //! verified against the CA its token pins, and it is never logged or
 //! journaled.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::token::pem_certificate_sha256;
 use crate::data_dir::DataDirView;
@@ -86,11 +86,23 @@ const KEY_MODE: u32 = 0o600;
 const CERT_MODE: u32 = 0o644;
 
 impl CaBundle {
-    /// Read the bundle from a data dir's committed PKI.
+    /// Read the bundle from a data dir's committed PKI, never through a
+    /// link: these bytes are served to joiners.
     pub fn read(data_dir: &DataDirView, with_etcd: bool) -> Result<Self, BundleError> {
         let read = |name: &str| {
-            let path = data_dir.pki_dir().join(name);
-            std::fs::read_to_string(&path).map_err(|source| BundleError::Read { path, source })
+            let rel = Path::new(DataDirView::PKI).join(name);
+            let path = data_dir.path(&rel);
+            let bytes = data_dir
+                .read(&rel, MAX_BUNDLE_BYTES as u64)
+                .and_then(|bytes| bytes.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
+                .map_err(|source| BundleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+            String::from_utf8(bytes).map_err(|_| BundleError::Read {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "is not PEM text"),
+            })
         };
         let pair = |name: &str| -> Result<CaPair, BundleError> {
             Ok(CaPair {

@@ -2,24 +2,21 @@
 //! as an etcd member. Every request goes over TLS pinned to the token's CA
 //! ([`super::pinned_tls`]); transient failures (no answer, 503 while etcd
 //! settles, 429, a gateway's 502 or 504) are retried with capped jittered
-//! backoff until the join deadline; final ones (401, a CA the token does not
-//! pin, any other refusal, a 500) end the join at once with the server's
-//! message.
+//! backoff until the join deadline; final ones (401, a certificate the
+//! pinned verification refuses, any other refusal, a 500) end the join at
+//! once with the server's message.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
 use super::bundle::{BundleError, CaBundle, MAX_BUNDLE_BYTES};
-use super::pinned_tls::PinnedCaVerifier;
+use super::pinned_tls::{PinRefusal, PinnedCaVerifier, Refusals};
 use super::token::JoinToken;
 use super::wire::{ErrorAnswer, MemberAnswer, MemberRequest};
 use crate::error_class::ErrorClass;
 use crate::retry::Backoff;
-use crate::sha256::Sha256;
 use crate::terminal;
 
 /// One request may take this long, connection and answer included.
@@ -38,10 +35,8 @@ pub enum JoinApiError {
         "the join API at {api} refused the join token {id} (401): it is unknown, revoked or expired; create a new one with `plinth token create` on a controller"
     )]
     Unauthorized { api: String, id: String },
-    #[error(
-        "the join API at {api} does not present the cluster CA the token pins (sha256 {pin}): this token is for another cluster, or someone else answers at that address"
-    )]
-    PinMismatch { api: String, pin: Sha256 },
+    #[error("the join API at {api} {refusal}")]
+    Certificate { api: String, refusal: PinRefusal },
     #[error("the join API at {api} refused {what} ({status}): {message}")]
     Refused {
         api: String,
@@ -71,7 +66,7 @@ pub enum JoinApiError {
 impl JoinApiError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Unauthorized { .. } | Self::PinMismatch { .. } => ErrorClass::Invalid,
+            Self::Unauthorized { .. } | Self::Certificate { .. } => ErrorClass::Invalid,
             Self::Refused { status, .. } => refusal_class(*status),
             Self::Unreachable { .. } => ErrorClass::Unreachable,
             Self::BadAnswer { .. } => ErrorClass::Internal,
@@ -114,12 +109,12 @@ enum Attempt<T> {
 pub struct JoinClient {
     http: reqwest::Client,
     token: JoinToken,
-    pin_mismatch: Arc<AtomicBool>,
+    refusals: Refusals,
 }
 
 impl JoinClient {
     pub fn new(token: &JoinToken) -> Self {
-        let (tls, pin_mismatch) = PinnedCaVerifier::client_config(&token.ca_sha256);
+        let (tls, refusals) = PinnedCaVerifier::client_config(&token.ca_sha256);
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .https_only(true)
@@ -132,7 +127,7 @@ impl JoinClient {
         Self {
             http,
             token: token.clone(),
-            pin_mismatch,
+            refusals,
         }
     }
 
@@ -206,13 +201,15 @@ impl JoinClient {
             .await
         {
             Ok(response) => response,
-            Err(_) if self.pin_mismatch.load(Ordering::SeqCst) => {
-                return Attempt::Fail(JoinApiError::PinMismatch {
-                    api: api.clone(),
-                    pin: self.token.ca_sha256,
-                });
+            Err(error) => {
+                return match self.refusals.take() {
+                    Some(refusal) => Attempt::Fail(JoinApiError::Certificate {
+                        api: api.clone(),
+                        refusal,
+                    }),
+                    None => Attempt::Retry(terminal::error_line(&error)),
+                };
             }
-            Err(error) => return Attempt::Retry(terminal::error_line(&error)),
         };
         let status = response.status();
         let body = match read_bounded(response).await {

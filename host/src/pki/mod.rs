@@ -25,7 +25,7 @@ mod decision;
 mod error;
 mod example;
 mod expiration;
-mod inspect;
+pub(crate) mod inspect;
 mod issue;
 mod keys;
 mod kubeconfig;

@@ -43,6 +43,7 @@ use tower_http::timeout::TimeoutLayer;
 use super::etcd_client::{Etcd, EtcdError, Member};
 use super::tokens::{Role, TokenStore};
 use crate::config::valid_member_name;
+use crate::data_dir::DataDirView;
 use crate::error_class::ErrorClass;
 use crate::join::bundle::CaBundle;
 use crate::join::token::Credential;
@@ -61,6 +62,9 @@ const MAX_ECHO_CHARS: usize = 200;
 
 /// Who the journal says added a member.
 const JOURNAL_NAME: &str = "builtin:join-api";
+
+/// A certificate chain or key is a few KiB.
+const MAX_PEM_BYTES: u64 = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -119,13 +123,29 @@ pub fn routes(state: ApiState) -> Router {
 
 /// The TLS side: the `plinth-api` leaf, then its CA, so that a joiner finds
 /// the CA its token pins in the chain.
-pub fn tls_acceptor(pki_dir: &Path) -> Result<TlsAcceptor, ApiError> {
+pub fn tls_acceptor(data_dir: &DataDirView) -> Result<TlsAcceptor, ApiError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let read_certs = |rel: &str| {
-        let path = pki_dir.join(rel);
-        CertificateDer::pem_file_iter(&path)
-            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+    // Never through a link, never more than a PEM file can be.
+    let read = |name: &str| {
+        let rel = Path::new(DataDirView::PKI).join(name);
+        let path = data_dir.path(&rel);
+        match data_dir.read(&rel, MAX_PEM_BYTES) {
+            Ok(Some(bytes)) => Ok((path, bytes)),
+            Ok(None) => Err(ApiError::Certificate {
+                path,
+                message: "it does not exist".to_owned(),
+            }),
+            Err(error) => Err(ApiError::Certificate {
+                path,
+                message: terminal::error_line(&error),
+            }),
+        }
+    };
+    let read_certs = |name: &str| {
+        let (path, pem) = read(name)?;
+        CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ApiError::Certificate {
                 path,
                 message: e.to_string(),
@@ -133,8 +153,8 @@ pub fn tls_acceptor(pki_dir: &Path) -> Result<TlsAcceptor, ApiError> {
     };
     let mut chain = read_certs("plinth-api.crt")?;
     chain.extend(read_certs("ca.crt")?);
-    let key_path = pki_dir.join("plinth-api.key");
-    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| ApiError::Certificate {
+    let (key_path, key_pem) = read("plinth-api.key")?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| ApiError::Certificate {
         path: key_path.clone(),
         message: e.to_string(),
     })?;
@@ -473,6 +493,23 @@ mod tests {
             name: name.to_owned(),
             peer_url: peer_url.to_owned(),
         }
+    }
+
+    #[test]
+    fn the_api_certificate_is_never_read_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = dir.path().join("pki");
+        std::fs::create_dir(&pki).unwrap();
+        std::fs::write(dir.path().join("planted.crt"), "not ours").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("planted.crt"), pki.join("plinth-api.crt"))
+            .unwrap();
+        let Err(error) = tls_acceptor(&DataDirView::new(dir.path())) else {
+            panic!("a linked certificate was read");
+        };
+        assert!(
+            matches!(&error, ApiError::Certificate { path, .. } if path.ends_with("pki/plinth-api.crt")),
+            "{error}"
+        );
     }
 
     #[test]

@@ -237,7 +237,10 @@ pub fn members(access: &ClusterAccess) -> Result<Vec<Member>, ClusterError> {
 }
 
 /// `plinth etcd leave`: remove this controller's member, never the last
-/// voter, retrying etcd's transient refusals for a minute.
+/// voter, retrying etcd's transient refusals for a minute. Idempotent
+/// under those retries: a remove that timed out may have been applied, so
+/// a retry that finds the member gone has left, and answers the member the
+/// first attempt saw.
 pub fn leave(access: &ClusterAccess) -> Result<Member, ClusterError> {
     let Some(peer_url) = &access.peer_url else {
         return Err(ClusterError::ExternalEtcd { command: "leave" });
@@ -249,8 +252,9 @@ pub fn leave(access: &ClusterAccess) -> Result<Member, ClusterError> {
             Duration::from_secs(2),
             Instant::now() + LEAVE_TIMEOUT,
         );
+        let mut sent = None;
         loop {
-            match leave_once(&etcd, peer_url).await {
+            match leave_once(&etcd, peer_url, &mut sent).await {
                 Err(ClusterError::Etcd(error)) if error.is_transient() => {
                     tracing::info!(%error, "etcd refused for now; retrying");
                     if !backoff.wait().await {
@@ -263,21 +267,149 @@ pub fn leave(access: &ClusterAccess) -> Result<Member, ClusterError> {
     })
 }
 
-async fn leave_once(etcd: &Etcd, peer_url: &str) -> Result<Member, ClusterError> {
+/// One attempt of `leave`. `sent` is the member an earlier attempt sent a
+/// remove for; it is set before the remove goes out.
+async fn leave_once(
+    etcd: &Etcd,
+    peer_url: &str,
+    sent: &mut Option<Member>,
+) -> Result<Member, ClusterError> {
     let members = etcd.members().await?;
-    let me = members
-        .iter()
-        .find(|m| m.peer_urls.iter().any(|u| u == peer_url))
-        .ok_or_else(|| ClusterError::NotAMember {
-            peer_url: peer_url.to_owned(),
-            endpoints: etcd.endpoints().to_owned(),
-        })?;
+    let retry = sent.is_some();
+    let me = match leave_step(&members, peer_url, sent.as_ref(), etcd.endpoints())? {
+        LeaveStep::Left(member) => return Ok(member),
+        LeaveStep::Remove(member) => sent.insert(member),
+    };
+    match etcd.remove(me.id).await {
+        Ok(()) => Ok(me.clone()),
+        // The member list can lag a remove applied meanwhile: gone all the
+        // same.
+        Err(error) if retry && error.says("member not found") => Ok(me.clone()),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// What an attempt of `leave` does, given the members etcd lists.
+#[derive(Debug, PartialEq, Eq)]
+enum LeaveStep {
+    /// Send a remove for this member.
+    Remove(Member),
+    /// An earlier attempt's remove was applied: nothing left to do.
+    Left(Member),
+}
+
+/// The member with this controller's peer URL is removed, unless it is the
+/// last voter. On a retry (`sent`) only the member the remove went out for
+/// counts: if it is gone the leave is done, whoever has the URL now.
+fn leave_step(
+    members: &[Member],
+    peer_url: &str,
+    sent: Option<&Member>,
+    endpoints: &str,
+) -> Result<LeaveStep, ClusterError> {
+    let me = match sent {
+        Some(sent) => match members.iter().find(|m| m.id == sent.id) {
+            Some(me) => me,
+            None => return Ok(LeaveStep::Left(sent.clone())),
+        },
+        None => members
+            .iter()
+            .find(|m| m.peer_urls.iter().any(|u| u == peer_url))
+            .ok_or_else(|| ClusterError::NotAMember {
+                peer_url: peer_url.to_owned(),
+                endpoints: endpoints.to_owned(),
+            })?,
+    };
     let voters = members.iter().filter(|m| !m.learner).count();
     if !me.learner && voters <= 1 {
         return Err(ClusterError::LastVoter {
             name: crate::terminal::escape(&me.name).into_owned(),
         });
     }
-    etcd.remove(me.id).await?;
-    Ok(me.clone())
+    Ok(LeaveStep::Remove(sent.unwrap_or(me).clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ENDPOINTS: &str = "https://127.0.0.1:2379";
+
+    fn member(id: u64, name: &str, learner: bool) -> Member {
+        Member {
+            name: name.to_owned(),
+            id,
+            peer_urls: vec![format!("https://127.0.0.{id}:2380")],
+            client_urls: vec![format!("https://127.0.0.{id}:2379")],
+            learner,
+        }
+    }
+
+    #[test]
+    fn a_first_attempt_removes_the_member_with_this_peer_url() {
+        let members = [member(1, "c1", false), member(2, "c2", false)];
+        let step = leave_step(&members, "https://127.0.0.2:2380", None, ENDPOINTS);
+        assert_eq!(step.unwrap(), LeaveStep::Remove(member(2, "c2", false)));
+    }
+
+    #[test]
+    fn a_first_attempt_that_finds_no_member_is_refused() {
+        let members = [member(1, "c1", false)];
+        let step = leave_step(&members, "https://127.0.0.2:2380", None, ENDPOINTS);
+        assert!(
+            matches!(step, Err(ClusterError::NotAMember { .. })),
+            "{step:?}"
+        );
+    }
+
+    #[test]
+    fn a_retry_that_finds_the_member_gone_has_left_as_first_seen() {
+        let first_seen = member(2, "c2", false);
+        let members = [member(1, "c1", false)];
+        let step = leave_step(
+            &members,
+            "https://127.0.0.2:2380",
+            Some(&first_seen),
+            ENDPOINTS,
+        );
+        assert_eq!(step.unwrap(), LeaveStep::Left(first_seen));
+    }
+
+    #[test]
+    fn a_retry_removes_again_while_etcd_still_lists_the_member() {
+        let first_seen = member(2, "c2", false);
+        let members = [member(1, "c1", false), member(2, "c2", false)];
+        let step = leave_step(
+            &members,
+            "https://127.0.0.2:2380",
+            Some(&first_seen),
+            ENDPOINTS,
+        );
+        assert_eq!(step.unwrap(), LeaveStep::Remove(first_seen));
+    }
+
+    #[test]
+    fn a_retry_never_removes_another_member_that_took_the_peer_url() {
+        let first_seen = member(2, "c2", false);
+        let mut newcomer = member(7, "", true);
+        newcomer.peer_urls = first_seen.peer_urls.clone();
+        let members = [member(1, "c1", false), newcomer];
+        let step = leave_step(
+            &members,
+            "https://127.0.0.2:2380",
+            Some(&first_seen),
+            ENDPOINTS,
+        );
+        assert_eq!(step.unwrap(), LeaveStep::Left(first_seen));
+    }
+
+    #[test]
+    fn the_last_voter_is_never_removed() {
+        let members = [member(1, "c1", false), member(2, "", true)];
+        let step = leave_step(&members, "https://127.0.0.1:2380", None, ENDPOINTS);
+        assert!(
+            matches!(step, Err(ClusterError::LastVoter { ref name }) if name == "c1"),
+            "{step:?}"
+        );
+    }
 }

@@ -19,6 +19,8 @@ use crate::join::wire::hex_id;
 /// How long one etcd call may take before it counts as unreachable.
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A client certificate, key or CA file is a few KiB.
+const MAX_CREDENTIAL_BYTES: u64 = 64 * 1024;
 /// Longest etcd message repeated in an error.
 const MAX_MESSAGE_CHARS: usize = 2000;
 
@@ -158,10 +160,14 @@ impl Etcd {
     /// Connect lazily: the first call fails (transiently) when no endpoint
     /// answers, so a client can be made before etcd is up.
     pub async fn connect(access: &EtcdAccess) -> Result<Self, EtcdError> {
+        // Regular files only (a FIFO would hang the readiness task that
+        // reconnects every 100 ms), bounded.
         let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| EtcdError::Credentials {
-                path: path.to_owned(),
-                source,
+            crate::regular_file::read(path, MAX_CREDENTIAL_BYTES).map_err(|source| {
+                EtcdError::Credentials {
+                    path: path.to_owned(),
+                    source,
+                }
             })
         };
         let tls = TlsOptions::new()

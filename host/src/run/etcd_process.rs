@@ -9,8 +9,9 @@
 //!   Plinth, which then stops etcd in order.
 //! - `NOTIFY_SOCKET` is removed from its environment: readiness is
 //!   Plinth's to announce, not etcd's.
-//! - Its output (zap JSON lines) goes to the log under the target `etcd`,
-//!   each line bounded and stripped of control characters.
+//! - Its output (zap JSON lines, at the level Plinth's log shows) goes to
+//!   the log under the target `etcd`, each line bounded and stripped of
+//!   control characters; the pipe is read until etcd closes it.
 //! - When it exits on its own it is started again after a capped backoff,
 //!   and every exit is reported as a [`SupervisorEvent`].
 //! - On cancellation it gets SIGTERM, then SIGKILL after the grace period.
@@ -21,10 +22,9 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
-use tokio_util::codec::{FramedRead, LinesCodec};
 use tokio_util::sync::CancellationToken;
 
 use crate::error_class::ErrorClass;
@@ -36,6 +36,8 @@ const RESTART_CAP: Duration = Duration::from_secs(30);
 /// A child that ran this long before dying starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const MAX_LOG_LINE: usize = 16 * 1024;
+/// How long the log reader waits after a read error before reading again.
+const READ_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Longest part of an etcd log line repeated in Plinth's log.
 const MAX_LOGGED_CHARS: usize = 2000;
 
@@ -90,6 +92,23 @@ pub struct EtcdLaunch {
     pub peer_url: String,
     pub cluster_token: String,
     pub state: ClusterState,
+    /// etcd's `--log-level`, from [`log_level_shown`].
+    pub log_level: &'static str,
+}
+
+/// The most detail of etcd's that Plinth's log shows (target `etcd`:
+/// warnings, or more with `-v` or `PLINTH_LOG`). etcd is started at that
+/// level rather than its default `info`: a line it writes only for Plinth
+/// to drop still fills the pipe, and a full pipe blocks etcd's logger and
+/// the raft loop behind it.
+pub fn log_level_shown() -> &'static str {
+    if tracing::enabled!(target: "etcd", tracing::Level::DEBUG) {
+        "debug"
+    } else if tracing::enabled!(target: "etcd", tracing::Level::INFO) {
+        "info"
+    } else {
+        "warn"
+    }
 }
 
 impl EtcdLaunch {
@@ -127,6 +146,8 @@ impl EtcdLaunch {
             "zap".into(),
             "--log-outputs".into(),
             "stderr".into(),
+            "--log-level".into(),
+            self.log_level.into(),
         ];
         let alone = || format!("{}={}", self.name, self.peer_url);
         let (initial_cluster, state) = match &self.state {
@@ -302,16 +323,58 @@ fn describe(status: std::io::Result<std::process::ExitStatus>) -> String {
 }
 
 /// Forward etcd's lines to the log, at the level etcd gave them.
-async fn forward_log(stream: impl tokio::io::AsyncRead + Unpin) {
-    let mut lines = FramedRead::new(stream, LinesCodec::new_with_max_length(MAX_LOG_LINE));
-    while let Some(line) = lines.next().await {
-        match line {
-            Ok(line) => log_line(&line),
-            // An overlong line is dropped, the stream goes on.
-            Err(tokio_util::codec::LinesCodecError::MaxLineLengthExceeded) => {
-                tracing::warn!(target: "etcd", "etcd wrote a line longer than {MAX_LOG_LINE} bytes; dropped");
+async fn forward_log(stream: impl AsyncRead + Unpin) {
+    forward_lines(stream, log_line).await;
+}
+
+/// Hand each line of `stream` to `each`, until end of file whatever else
+/// happens: etcd (Go) dies of SIGPIPE when it writes to its stdout or
+/// stderr after the reader has gone, so the reader never goes first.
+/// Lines are decoded lossily (etcd quotes peers' and clients' bytes in its
+/// messages); one longer than [`MAX_LOG_LINE`] is dropped with a warning.
+async fn forward_lines(stream: impl AsyncRead + Unpin, mut each: impl FnMut(&str)) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    // Inside a line too long to forward: drop bytes up to its end.
+    let mut overlong = false;
+    loop {
+        let room = (MAX_LOG_LINE - line.len()) as u64;
+        match (&mut reader).take(room).read_until(b'\n', &mut line).await {
+            Ok(0) => {
+                // End of file; a read error may have left part of a line.
+                if !line.is_empty() && !overlong {
+                    each(&String::from_utf8_lossy(&line));
+                }
+                return;
             }
-            Err(_) => break,
+            // A whole line, or the last one with no newline before EOF.
+            Ok(_) if line.ends_with(b"\n") || line.len() < MAX_LOG_LINE => {
+                if !overlong {
+                    let text = line.strip_suffix(b"\n").unwrap_or(&line);
+                    let text = text.strip_suffix(b"\r").unwrap_or(text);
+                    each(&String::from_utf8_lossy(text));
+                }
+                overlong = false;
+                line.clear();
+            }
+            Ok(_) => {
+                if !overlong {
+                    tracing::warn!(target: "etcd", "etcd wrote a line longer than {MAX_LOG_LINE} bytes; dropped");
+                }
+                overlong = true;
+                line.clear();
+            }
+            Err(error) => {
+                // The pipe stays open and the bytes read so far are kept;
+                // the pause keeps an error that repeats from spinning a
+                // runtime worker.
+                tracing::warn!(target: "etcd", %error, "cannot read etcd's output; reading on");
+                if line.len() == MAX_LOG_LINE {
+                    overlong = true;
+                    line.clear();
+                }
+                tokio::time::sleep(READ_ERROR_PAUSE).await;
+            }
         }
     }
 }
@@ -340,5 +403,83 @@ fn log_line(line: &str) {
         "warn" => tracing::warn!(target: "etcd", "{message}"),
         "error" | "dpanic" | "panic" | "fatal" => tracing::error!(target: "etcd", "{message}"),
         _ => tracing::info!(target: "etcd", "{message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    /// A real child's stdout through [`forward_lines`], every line it hands
+    /// on sent back to the test.
+    fn forwarded(
+        script: &str,
+    ) -> (
+        Child,
+        tokio::task::JoinHandle<()>,
+        tokio::sync::mpsc::UnboundedReceiver<String>,
+    ) {
+        let mut child = Command::new("sh")
+            .args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("sh starts");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        let reader = tokio::spawn(forward_lines(stdout, move |line| {
+            let _ = sender.send(line.to_owned());
+        }));
+        (child, reader, lines)
+    }
+
+    #[tokio::test]
+    async fn a_line_that_is_not_utf8_is_forwarded_and_the_pipe_stays_open() {
+        // The second line is written only after the first was forwarded: a
+        // reader that had given up by then would kill sh with SIGPIPE.
+        let (mut child, reader, mut lines) =
+            forwarded(r"printf 'bad \377\376 bytes\r\n'; read go; printf 'after\n'");
+        assert_eq!(
+            lines.recv().await.as_deref(),
+            Some("bad \u{FFFD}\u{FFFD} bytes")
+        );
+        let mut stdin = child.stdin.take().expect("stdin is piped");
+        stdin.write_all(b"go\n").await.expect("sh reads");
+        assert_eq!(lines.recv().await.as_deref(), Some("after"));
+        let status = child.wait().await.expect("sh exits");
+        assert!(status.success(), "sh ended with {status}");
+        reader.await.expect("the reader ends at end of file");
+        assert_eq!(lines.recv().await, None);
+    }
+
+    #[tokio::test]
+    async fn an_overlong_line_is_dropped_and_the_next_one_forwarded() {
+        let script = format!(
+            "head -c {} /dev/zero | tr '\\0' x; printf '\\nnext'",
+            3 * MAX_LOG_LINE
+        );
+        let (mut child, reader, mut lines) = forwarded(&script);
+        assert!(child.wait().await.expect("sh exits").success());
+        reader.await.expect("the reader ends at end of file");
+        assert_eq!(lines.recv().await.as_deref(), Some("next"));
+        assert_eq!(lines.recv().await, None);
+    }
+
+    #[test]
+    fn etcd_logs_only_as_much_as_plinths_filter_shows() {
+        for (filter, expected) in [
+            ("warn,plinth=info,etcd=warn", "warn"),
+            ("warn,plinth=debug,etcd=info", "info"),
+            ("debug", "debug"),
+        ] {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::sink)
+                .finish();
+            let level = tracing::subscriber::with_default(subscriber, log_level_shown);
+            assert_eq!(level, expected, "under {filter}");
+        }
     }
 }

@@ -13,8 +13,9 @@
 //! Once etcd is started, the join API serves (`/livez`, `/readyz` and the
 //! join routes) while the [`readiness`] phase runs every check at once; a
 //! check that fails or a readiness timeout stops the controller in the same
-//! order. Nothing fallible stands between spawning those tasks and that
-//! ordered stop.
+//! order. Once ready, the etcd checks go on behind `/readyz`; when shutdown
+//! begins `/readyz` answers 503 before the join API stops. Nothing fallible
+//! stands between spawning those tasks and that ordered stop.
 //!
 //! Run mode holds the [`Bootstrap`], and with it the data dir's lock, until
 //! the process exits: a second controller on the same data dir is refused
@@ -136,6 +137,7 @@ impl EmbeddedPlan {
             peer_url: self.etcd.peer_url(),
             cluster_token: self.cluster_token.clone(),
             state,
+            log_level: etcd_process::log_level_shown(),
         }
     }
 }
@@ -352,8 +354,9 @@ type Supervisor = JoinHandle<Result<(), EtcdProcessError>>;
 
 /// How the readiness phase ended.
 enum Concluded {
-    /// Every check is ready.
-    Ready,
+    /// Every check is ready; the etcd checks go on behind `/readyz`, held
+    /// here until `serve` returns.
+    Ready { _live: readiness::LiveChecks },
     /// Shutdown came first.
     Stopped,
 }
@@ -373,7 +376,7 @@ async fn serve(
     // Everything that can fail comes before the first task is spawned.
     let embedded = matches!(plan.storage, StoragePlan::Embedded(_));
     let bundle = Arc::new(CaBundle::read(&plan.data_dir, embedded)?);
-    let acceptor = api::tls_acceptor(&plan.data_dir.pki_dir())?;
+    let acceptor = api::tls_acceptor(&plan.data_dir)?;
     let listener = api::bind(plan.api_listen).await?;
     tracing::info!(address = %plan.api_listen, "join API serving");
 
@@ -387,11 +390,13 @@ async fn serve(
         journal: journal.clone(),
     };
     let (board, view) = readiness::Board::new();
+    // Stopped only after `/readyz` says the controller is stopping.
+    let stop_api = CancellationToken::new();
     let api = tokio::spawn(api::serve(
         listener,
         acceptor,
         api::routes(state).merge(readiness::routes(view)),
-        shutdown.clone(),
+        stop_api.clone(),
     ));
     let promoter = embedded.then(|| {
         tokio::spawn(promoter::promote_learners(
@@ -401,12 +406,12 @@ async fn serve(
         ))
     });
     let concluded = tokio::select! {
-        outcome = readiness_phase(plan, &board, journal) => outcome.map(|()| Concluded::Ready),
+        outcome = readiness_phase(plan, &board, journal) => outcome.map(|live| Concluded::Ready { _live: live }),
         exited = supervisor_exit(supervisor) => Err(exited),
         () = shutdown.cancelled() => Ok(Concluded::Stopped),
     };
     match &concluded {
-        Ok(Concluded::Ready) if embedded => {
+        Ok(Concluded::Ready { .. }) if embedded => {
             // This member votes: its membership is in etcd's own data now,
             // and a join record has done its work (etcd warns about foreign
             // files in its dir).
@@ -415,6 +420,11 @@ async fn serve(
         Ok(_) => {}
         Err(_) => shutdown.cancel(),
     }
+    // Until shutdown `/readyz` answers from the live checks; from its first
+    // moment 503, and only then does the API drain.
+    shutdown.cancelled().await;
+    board.stop();
+    stop_api.cancel();
     let _ = api.await;
     if let Some(promoter) = promoter {
         let _ = promoter.await;
@@ -427,7 +437,7 @@ async fn readiness_phase(
     plan: &RunPlan,
     board: &readiness::Board,
     journal: &JournalQueue,
-) -> Result<(), RunError> {
+) -> Result<readiness::LiveChecks, RunError> {
     let pki_dir = plan.data_dir.pki_dir();
     let (etcd, own_member) = match &plan.storage {
         StoragePlan::Embedded(embedded) => (
@@ -450,7 +460,7 @@ async fn readiness_phase(
     for entry in readiness::journal_entries(&board.view().snapshot(), &plan.plugins) {
         journal.record(entry);
     }
-    Ok(outcome.map(|_| ())?)
+    Ok(outcome?)
 }
 
 /// Resolves when etcd's supervisor gave up (etcd cannot be started at all);

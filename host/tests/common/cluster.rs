@@ -6,9 +6,13 @@
 //! the group; its etcd dies with it (`PR_SET_PDEATHSIG`), and the drop
 //! waits until no etcd of its data dir is left.
 
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Distributed tests share two cores; one at a time keeps etcd's 100 ms
@@ -270,6 +274,62 @@ impl Drop for Controller {
         for pid in self.etcd_pids() {
             // SAFETY: an etcd this test started, orphaned against all odds.
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// A TCP forwarder from one address to another, as an L4 load balancer or
+/// a port forward in front of a controller: TLS passes through untouched,
+/// so a client sees the target's certificate under the forwarder's
+/// address. Dropping it stops accepting; connections in flight end when
+/// their ends close them.
+pub struct Forwarder {
+    address: SocketAddr,
+    stop: Arc<AtomicBool>,
+    accepting: Option<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    pub fn start(listen: &str, target: &str) -> Self {
+        let listener = TcpListener::bind(listen).unwrap();
+        let address = listener.local_addr().unwrap();
+        let target: SocketAddr = target.parse().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let accepting = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let (Ok(client), Ok(server)) = (client, TcpStream::connect(target)) else {
+                    continue;
+                };
+                copy_until_eof(client.try_clone().unwrap(), server.try_clone().unwrap());
+                copy_until_eof(server, client);
+            }
+        });
+        Self {
+            address,
+            stop,
+            accepting: Some(accepting),
+        }
+    }
+}
+
+fn copy_until_eof(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept, which then sees `stop`.
+        let _ = TcpStream::connect(self.address);
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
         }
     }
 }

@@ -11,6 +11,11 @@ pub const PROBE: &str = "probe";
 
 const DEFAULT_INTERVAL_MS: u32 = 500;
 
+/// The longest reason the host accepts for `waiting` or `failed`. A longer
+/// one is a malformed answer, which under `failure-policy = "fail"` stops
+/// the controller: a slow probe must not turn into that.
+pub const MAX_REASON_BYTES: usize = 1024;
+
 /// The settings, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Guard {
@@ -39,12 +44,36 @@ pub struct Cluster {
     pub learners: u32,
 }
 
-/// The verdict on one check.
+/// The verdict on one check. Make one with [`Verdict::waiting`] or
+/// [`Verdict::failed`], which keep the reason within the host's limit.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Ready,
     Waiting(String),
     Failed(String),
+}
+
+impl Verdict {
+    pub fn waiting(reason: String) -> Self {
+        Self::Waiting(within_limit(reason))
+    }
+
+    pub fn failed(reason: String) -> Self {
+        Self::Failed(within_limit(reason))
+    }
+}
+
+/// `reason` cut to at most [`MAX_REASON_BYTES`], on a character boundary,
+/// ending in `…` when it was cut. The reason embeds the probe URL and the
+/// host's error text, which together can be longer than the limit.
+fn within_limit(mut reason: String) -> String {
+    const CUT: &str = "…";
+    if reason.len() > MAX_REASON_BYTES {
+        let end = reason.floor_char_boundary(MAX_REASON_BYTES - CUT.len());
+        reason.truncate(end);
+        reason.push_str(CUT);
+    }
+    reason
 }
 
 impl Guard {
@@ -127,7 +156,7 @@ impl Guard {
     /// it adds nothing to the cluster's tolerance of a lost member.
     pub fn voters(&self, cluster: Option<Cluster>) -> Verdict {
         match cluster {
-            None => Verdict::Waiting("the etcd member list is not known yet".to_owned()),
+            None => Verdict::waiting("the etcd member list is not known yet".to_owned()),
             Some(c) if c.voters >= self.min_voters => Verdict::Ready,
             Some(c) => {
                 let learners = match c.learners {
@@ -135,7 +164,7 @@ impl Guard {
                     1 => " (1 learner waiting to be promoted)".to_owned(),
                     n => format!(" ({n} learners waiting to be promoted)"),
                 };
-                Verdict::Waiting(format!(
+                Verdict::waiting(format!(
                     "{} of {} voters{learners}",
                     c.voters, self.min_voters
                 ))
@@ -146,7 +175,7 @@ impl Guard {
     /// Every required module loaded or built in?
     pub fn kernel_modules(&self, loaded: Option<&[String]>) -> Verdict {
         let Some(loaded) = loaded else {
-            return Verdict::Waiting(
+            return Verdict::waiting(
                 "the host cannot read this node's kernel modules (no /proc/modules)".to_owned(),
             );
         };
@@ -159,7 +188,7 @@ impl Guard {
         if missing.is_empty() {
             Verdict::Ready
         } else {
-            Verdict::Waiting(format!("kernel modules not loaded: {}", missing.join(", ")))
+            Verdict::waiting(format!("kernel modules not loaded: {}", missing.join(", ")))
         }
     }
 
@@ -169,11 +198,11 @@ impl Guard {
         let url = self.probe_url.as_deref().unwrap_or("probe-url");
         match status {
             Some(s) if (200..300).contains(&s) => Verdict::Ready,
-            Some(s) if s >= 500 || s == 429 => Verdict::Waiting(format!("{url} answered HTTP {s}")),
-            Some(s) => Verdict::Failed(format!(
+            Some(s) if s >= 500 || s == 429 => Verdict::waiting(format!("{url} answered HTTP {s}")),
+            Some(s) => Verdict::failed(format!(
                 "{url} answered HTTP {s}, which waiting will not change; check probe-url"
             )),
-            None => Verdict::Waiting(format!(
+            None => Verdict::waiting(format!(
                 "{url} did not answer: {}",
                 error.unwrap_or("no response")
             )),
@@ -288,6 +317,37 @@ mod tests {
             matches!(g.probe(None, Some("refused")), Verdict::Waiting(m) if m.ends_with("refused"))
         );
         assert!(matches!(g.probe(Some(404), None), Verdict::Failed(_)));
+    }
+
+    #[test]
+    fn a_reason_with_a_2_kib_url_is_cut_to_the_hosts_limit_on_a_character() {
+        // 2 KiB of two-byte characters: a cut at an odd byte would split one.
+        let url = format!("https://127.0.0.1:6443/{}", "é".repeat(1024));
+        let g = guard(&[("probe-url", &url)]).unwrap();
+        for verdict in [
+            g.probe(None, Some("connection refused")),
+            g.probe(Some(503), None),
+            g.probe(Some(404), None),
+        ] {
+            let (Verdict::Waiting(reason) | Verdict::Failed(reason)) = verdict else {
+                panic!("{verdict:?} is neither waiting nor failed");
+            };
+            assert!(reason.len() <= MAX_REASON_BYTES, "{} bytes", reason.len());
+            assert!(
+                reason.len() > MAX_REASON_BYTES - 8,
+                "{} bytes",
+                reason.len()
+            );
+            assert!(reason.starts_with("https://127.0.0.1:6443/éé"), "{reason}");
+            assert!(reason.ends_with("é…"), "{reason}");
+        }
+        // A short reason is left whole.
+        assert_eq!(
+            guard(&[("probe-url", "http://127.0.0.1/x")])
+                .unwrap()
+                .probe(Some(503), None),
+            Verdict::Waiting("http://127.0.0.1/x answered HTTP 503".into())
+        );
     }
 
     #[test]

@@ -58,18 +58,17 @@ impl ReadinessGuest for QuorumGuard {
     }
 
     fn evaluate(check: String, seen: Observation) -> ProbeResult {
-        let guard = match settings() {
-            Ok(guard) => guard,
-            Err(errors) => return ProbeResult::Failed(errors.join("; ")),
-        };
-        let verdict = match check.as_str() {
-            guard::VOTERS => guard.voters(seen.cluster.map(|c| Cluster {
-                voters: c.voters,
-                learners: c.learners,
-            })),
-            guard::KERNEL_MODULES => guard.kernel_modules(seen.kernel_modules.as_deref()),
-            guard::PROBE => guard.probe(seen.status, seen.error.as_deref()),
-            other => Verdict::Failed(format!("quorum-guard has no check named `{other}`")),
+        let verdict = match settings() {
+            Err(errors) => Verdict::failed(errors.join("; ")),
+            Ok(guard) => match check.as_str() {
+                guard::VOTERS => guard.voters(seen.cluster.map(|c| Cluster {
+                    voters: c.voters,
+                    learners: c.learners,
+                })),
+                guard::KERNEL_MODULES => guard.kernel_modules(seen.kernel_modules.as_deref()),
+                guard::PROBE => guard.probe(seen.status, seen.error.as_deref()),
+                other => Verdict::failed(format!("quorum-guard has no check named `{other}`")),
+            },
         };
         match verdict {
             Verdict::Ready => ProbeResult::Ready,

@@ -26,6 +26,14 @@ pub enum CheckId {
 }
 
 impl CheckId {
+    /// Whether the check keeps running once the phase concluded ready, so
+    /// that `/readyz` tells the current state: the built-in etcd checks do.
+    /// A plugin judges the bootstrap once, and a join API that answers
+    /// `/readyz` is its own proof of `plinth-api`.
+    pub fn stays_live(&self) -> bool {
+        matches!(self, Self::Etcd | Self::EtcdVoter)
+    }
+
     /// The plugin behind the check; `None` for the built-ins.
     pub fn plugin(&self) -> Option<&str> {
         match self {
@@ -54,7 +62,7 @@ pub enum State {
     Pending,
     /// Not ready yet; transient until the readiness timeout.
     Waiting(String),
-    /// Ready; final for this run.
+    /// Ready; final during the phase (see [`CheckId::stays_live`]).
     Ready,
     /// Will not become ready; final, and the controller stops.
     Failed(Failure),
@@ -123,10 +131,14 @@ pub enum Phase {
     /// etcd is not started yet, or the phase has not begun.
     NotStarted,
     Checking,
-    /// Every check was ready: `READY=1` was sent, `/readyz` answers 200.
+    /// Every check was ready: `READY=1` was sent. `/readyz` answers 200
+    /// while the checks that stay live are ready.
     Ready,
     /// A check failed, or the timeout passed: the controller is stopping.
     GaveUp,
+    /// Shutdown began after the phase ended or was cut short: `/readyz`
+    /// answers 503 until the join API has stopped.
+    Stopping,
 }
 
 /// Every check, in the order they are shown.
@@ -138,6 +150,12 @@ pub struct Table {
 }
 
 impl Table {
+    /// What `/readyz` answers: the phase concluded ready, every check is
+    /// ready now, and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready && self.all_ready()
+    }
+
     pub fn all_ready(&self) -> bool {
         !self.checks.is_empty() && self.checks.iter().all(|c| c.state.is_ready())
     }
@@ -214,6 +232,18 @@ impl Board {
         self.table.send_modify(|table| table.phase = phase);
     }
 
+    /// Shutdown began: `/readyz` answers 503 from now on. A phase that gave
+    /// up keeps saying so.
+    pub fn stop(&self) {
+        self.table.send_if_modified(|table| {
+            let stopping = table.phase != Phase::GaveUp;
+            if stopping {
+                table.phase = Phase::Stopping;
+            }
+            stopping
+        });
+    }
+
     pub fn view(&self) -> View {
         View {
             table: self.table.subscribe(),
@@ -247,24 +277,40 @@ pub struct CheckHandle {
 
 impl CheckHandle {
     /// Record one judged observation. Readers are woken only when the state
-    /// changed; a final state is never left.
+    /// changed. During the phase a final state is never left; once it
+    /// concluded ready, a check that [stays live](CheckId::stays_live)
+    /// follows what it sees, each change logged.
     pub fn observe(&self, state: State) {
         let started = self.started;
         self.table.send_if_modified(|table| {
+            let live = table.phase == Phase::Ready;
             let Some(check) = table.checks.get_mut(self.index) else {
                 return false;
             };
-            if check.state.is_final() {
+            if check.state.is_final() && !(live && check.id.stays_live()) {
                 return false;
             }
             check.probes = check.probes.saturating_add(1);
-            if state.is_final() {
+            if state.is_final() && check.took.is_none() {
                 check.took = Some(started.elapsed());
             }
             let changed = check.state != state;
             check.state = state;
+            if live && changed {
+                let line = super::render::change_line(check);
+                if check.state.is_ready() {
+                    tracing::info!("{line}");
+                } else {
+                    tracing::warn!("{line}; /readyz answers 503");
+                }
+            }
             changed
         });
+    }
+
+    /// How the phase as a whole stands.
+    pub fn phase(&self) -> Phase {
+        self.table.borrow().phase
     }
 }
 
@@ -310,5 +356,42 @@ mod tests {
 
         handles[1].observe(State::Ready);
         assert!(view.seen().all_ready());
+    }
+
+    #[test]
+    fn after_ready_the_etcd_checks_follow_what_they_see_and_the_others_stay() {
+        let (board, view) = Board::new();
+        let handles = board.begin(vec![CheckId::Etcd, CheckId::PlinthApi]);
+        for handle in &handles {
+            handle.observe(State::Ready);
+        }
+        board.conclude(Phase::Ready);
+        assert!(view.snapshot().is_ready());
+
+        handles[0].observe(State::Waiting("etcd does not answer".into()));
+        handles[1].observe(State::Waiting("ignored".into()));
+        let table = view.snapshot();
+        assert!(!table.is_ready());
+        assert_eq!(
+            table.checks[0].state,
+            State::Waiting("etcd does not answer".into())
+        );
+        assert_eq!(table.checks[1].state, State::Ready);
+
+        handles[0].observe(State::Ready);
+        assert!(view.snapshot().is_ready());
+
+        board.stop();
+        assert_eq!(view.snapshot().phase, Phase::Stopping);
+        assert!(!view.snapshot().is_ready());
+    }
+
+    #[test]
+    fn a_phase_that_gave_up_says_so_through_shutdown() {
+        let (board, view) = Board::new();
+        board.begin(vec![CheckId::Etcd]);
+        board.conclude(Phase::GaveUp);
+        board.stop();
+        assert_eq!(view.snapshot().phase, Phase::GaveUp);
     }
 }

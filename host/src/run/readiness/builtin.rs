@@ -6,7 +6,10 @@
 //! linearizable read for `etcd` (a learner, or a member without quorum,
 //! cannot serve one), the member's status for `etcd-voter`, and the member
 //! list for the facts. The facts keep flowing after both checks are ready,
-//! since plugin checks (quorum-guard's `min-voters`) wait on them.
+//! since plugin checks (quorum-guard's `min-voters`) wait on them. Once the
+//! phase concluded ready the task goes on every [`LIVE_POLL`], so that
+//! `/readyz` turns 503 when etcd stops answering or this member stops
+//! voting, and 200 again when it is back.
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use tokio::sync::watch;
 use tokio::time::MissedTickBehavior;
 use url::Url;
 
-use super::board::{CheckHandle, State};
+use super::board::{CheckHandle, Phase, State};
 use super::probe::Prober;
 use crate::plugin::contract::ClusterFacts;
 use crate::run::etcd_client::{Etcd, EtcdAccess, EtcdError};
@@ -23,6 +26,10 @@ use crate::run::etcd_client::{Etcd, EtcdAccess, EtcdError};
 /// every 2 s, k0s every 100 ms; 100 ms keeps the reaction to a change within
 /// the 100 ms the readiness phase promises, at one local RPC per poll.
 pub const POLL: Duration = Duration::from_millis(100);
+
+/// How often they look once the controller is ready: only `/readyz`
+/// depends on them then, and a load balancer polls it every few seconds.
+pub const LIVE_POLL: Duration = Duration::from_secs(1);
 
 /// How the readiness phase reaches etcd: this controller's member, as
 /// kubeadm's health checker (`etcd/healthcheck-client`), or the external
@@ -49,9 +56,17 @@ impl EtcdTask {
     pub async fn run(self) {
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut live = false;
         let mut client = None;
         loop {
             tick.tick().await;
+            if !live && self.etcd.phase() == Phase::Ready {
+                live = true;
+                let start = tokio::time::Instant::now() + LIVE_POLL;
+                tick = tokio::time::interval_at(start, LIVE_POLL);
+                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                continue;
+            }
             if client.is_none() {
                 match Etcd::connect(&self.access).await {
                     Ok(connected) => client = Some(connected),

@@ -14,10 +14,13 @@
 //!   terminal or the log ([`progress`]), and `STATUS=` / `READY=1`
 //!   ([`notify`]).
 //!
-//! Every check's state is latched once final: the phase ends the first time
-//! every check is ready, `READY=1` is sent once, and `/readyz` stays 200 for
-//! the life of the process (supervising etcd afterwards is the supervisor's
-//! job, not readiness's).
+//! During the phase every check's state is latched once final: the phase
+//! ends the first time every check is ready, and `READY=1` is sent once, as
+//! systemd wants it. After that `/readyz` answers from the current state,
+//! as kube-apiserver's does: the built-in etcd checks go on ([`LiveChecks`],
+//! every second) and turn it 503 while etcd does not answer or this member
+//! does not vote; it is 503 too from the moment shutdown begins. Plugin
+//! checks judged the bootstrap and are not asked again.
 
 pub mod board;
 mod builtin;
@@ -35,6 +38,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::task::AbortOnDropHandle;
 use url::Url;
 
 pub use board::{Board, CheckId, Phase, State, Table, View};
@@ -133,10 +137,16 @@ impl ReadinessError {
     }
 }
 
-/// Run the phase to its end: `Ok` with the final table once every check is
-/// ready (`READY=1` sent, `/readyz` 200), or the reason it gave up. Dropping
-/// the future (shutdown) stops every check.
-pub async fn run(setup: Setup, board: &Board) -> Result<Table, ReadinessError> {
+/// The built-in etcd checks, still running after the phase concluded ready
+/// so that `/readyz` tells the current state; dropping this stops them.
+pub struct LiveChecks {
+    _etcd: AbortOnDropHandle<()>,
+}
+
+/// Run the phase to its end: `Ok` once every check is ready (`READY=1`
+/// sent, `/readyz` 200), with the checks that stay live, or the reason it
+/// gave up. Dropping the future (shutdown) stops every check.
+pub async fn run(setup: Setup, board: &Board) -> Result<LiveChecks, ReadinessError> {
     let trust = TrustedCas::of_cluster(&setup.pki_dir)?;
     let plugin_checks = plugin_checks(&setup, &trust).await?;
 
@@ -153,15 +163,17 @@ pub async fn run(setup: Setup, board: &Board) -> Result<Table, ReadinessError> {
     let mut tasks = JoinSet::new();
     let etcd = next();
     let voter = setup.own_member.then(&mut next);
-    tasks.spawn(
-        EtcdTask {
-            access: setup.etcd,
-            etcd,
-            voter,
-            facts,
-        }
-        .run(),
-    );
+    let live = LiveChecks {
+        _etcd: AbortOnDropHandle::new(tokio::spawn(
+            EtcdTask {
+                access: setup.etcd,
+                etcd,
+                voter,
+                facts,
+            }
+            .run(),
+        )),
+    };
     tasks.spawn(
         PlinthApiTask {
             prober: Prober::new(&trust, None, PLINTH_API_PROBE_TIMEOUT)?,
@@ -195,12 +207,12 @@ pub async fn run(setup: Setup, board: &Board) -> Result<Table, ReadinessError> {
 
     let outcome = watch_until_concluded(board, setup.timeout).await;
     tasks.abort_all();
-    outcome
+    outcome.map(|()| live)
 }
 
 /// Follow the board until every check is ready, one fails, or the timeout
 /// passes; show every change on the way.
-async fn watch_until_concluded(board: &Board, timeout: Duration) -> Result<Table, ReadinessError> {
+async fn watch_until_concluded(board: &Board, timeout: Duration) -> Result<(), ReadinessError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut view = board.view();
     let mut progress = Progress::for_stderr();
@@ -213,7 +225,7 @@ async fn watch_until_concluded(board: &Board, timeout: Duration) -> Result<Table
             let table = board.view().snapshot();
             notifier.ready(&render::status_line(&table));
             progress.finish(&table);
-            return Ok(table);
+            return Ok(());
         }
         if let Some((id, failure)) = table.first_failure() {
             board.conclude(Phase::GaveUp);

@@ -1,5 +1,6 @@
-//! `GET /readyz` on the join API, open like `/livez`: 200 once every check
-//! is ready, 503 before. `?verbose` gives every check's state and reason;
+//! `GET /readyz` on the join API, open like `/livez`: 200 while the
+//! controller is ready ([`render::readyz`] says when), 503 otherwise.
+//! `?verbose` gives every check's state and reason;
 //! `Accept: application/json` the same as JSON (what `plinth status` asks).
 
 use axum::Router;

@@ -27,12 +27,15 @@ fn state_text(state: &State) -> String {
     }
 }
 
-/// The `/readyz` answer: status code and body. Ready only once the phase
-/// concluded ready, so that `/readyz` turns 200 together with `READY=1`.
-/// Without `verbose`, a ready controller answers `ok` and a failing one lists
-/// its checks with reasons withheld, as kube-apiserver does.
+/// The `/readyz` answer: status code and body, from the current state as
+/// kube-apiserver's is ([`Table::is_ready`]): 200 once the phase concluded
+/// ready, so that `/readyz` turns 200 together with `READY=1`; 503 again
+/// while a check that stays live (etcd) is not ready, and from the moment
+/// shutdown begins. Without `verbose`, a ready controller answers `ok` and
+/// a failing one lists its checks with reasons withheld, as kube-apiserver
+/// does.
 pub fn readyz(table: &Table, verbose: bool) -> (u16, String) {
-    let ready = table.phase == Phase::Ready;
+    let ready = table.is_ready();
     let code = if ready { 200 } else { 503 };
     if ready && !verbose {
         return (code, "ok\n".to_owned());
@@ -40,6 +43,13 @@ pub fn readyz(table: &Table, verbose: bool) -> (u16, String) {
     let mut body = String::new();
     if table.checks.is_empty() {
         body.push_str("[-]readiness pending: etcd has not started\n");
+    }
+    if table.phase == Phase::Stopping {
+        body.push_str(if verbose {
+            "[-]shutdown failed: this controller is stopping\n"
+        } else {
+            "[-]shutdown failed: reason withheld\n"
+        });
     }
     for check in &table.checks {
         match (&check.state, verbose) {
@@ -83,12 +93,13 @@ pub struct CheckReport {
 impl Report {
     pub fn of(table: &Table) -> Self {
         Self {
-            ready: table.phase == Phase::Ready,
+            ready: table.is_ready(),
             phase: match table.phase {
                 Phase::NotStarted => "not-started",
                 Phase::Checking => "checking",
                 Phase::Ready => "ready",
                 Phase::GaveUp => "gave-up",
+                Phase::Stopping => "stopping",
             }
             .to_owned(),
             checks: table
@@ -229,6 +240,44 @@ mod tests {
         let (code, body) = readyz(&table(Phase::NotStarted, vec![]), true);
         assert_eq!(code, 503);
         assert!(body.starts_with("[-]readiness pending"), "{body}");
+    }
+
+    #[test]
+    fn after_ready_readyz_tells_the_current_state_and_503_from_shutdown() {
+        let etcd_down = table(
+            Phase::Ready,
+            vec![
+                (
+                    CheckId::Etcd,
+                    State::Waiting("etcd does not answer".to_owned()),
+                ),
+                (CheckId::PlinthApi, State::Ready),
+            ],
+        );
+        assert_eq!(
+            readyz(&etcd_down, true),
+            (
+                503,
+                "[-]etcd waiting: etcd does not answer\n[+]plinth-api ok\nreadyz check failed\n"
+                    .to_owned()
+            )
+        );
+        assert!(!Report::of(&etcd_down).ready);
+
+        let stopping = table(Phase::Stopping, vec![(CheckId::Etcd, State::Ready)]);
+        assert_eq!(
+            readyz(&stopping, false),
+            (
+                503,
+                "[-]shutdown failed: reason withheld\n[+]etcd ok\nreadyz check failed\n".to_owned()
+            )
+        );
+        assert!(
+            readyz(&stopping, true)
+                .1
+                .starts_with("[-]shutdown failed: this controller is stopping\n")
+        );
+        assert_eq!(Report::of(&stopping).phase, "stopping");
     }
 
     #[test]
