@@ -83,6 +83,39 @@ fn a_join_without_a_token_stops_whoever_proposed_it() {
 }
 
 #[test]
+fn a_token_file_of_two_lines_is_refused_and_neither_secret_is_shown_anywhere() {
+    let ca = "ab".repeat(32);
+    let first = "plinth-join-v1:127.0.0.1:9443:".to_owned() + &ca + ":abc123.firstsecret0123456789";
+    let second =
+        "plinth-join-v1:127.0.0.2:9443:".to_owned() + &ca + ":def456.secondsecret987654321";
+    let (_dir, token) = temp_file("token", &format!("{first}\n{second}\n"));
+    let data = tempfile::tempdir().unwrap();
+    let run = init_only(
+        data.path(),
+        None,
+        &["--token-file", &token.display().to_string()],
+    );
+    run.expect_code(2);
+    assert!(
+        run.error_line().contains("invalid join token"),
+        "{}",
+        run.error_line()
+    );
+    let journal_text =
+        std::fs::read_to_string(data.path().join("journal/bootstrap.jsonl")).unwrap_or_default();
+    for secret in ["firstsecret0123456789", "secondsecret987654321"] {
+        assert!(
+            !run.stderr.contains(secret),
+            "stderr shows a secret: {}",
+            run.stderr
+        );
+        assert!(!run.stdout.contains(secret), "stdout shows a secret");
+        assert!(!journal_text.contains(secret), "the journal holds a secret");
+    }
+    assert!(!data.path().join("pki").exists(), "nothing was made");
+}
+
+#[test]
 fn a_plugin_flooding_the_log_is_cut_at_its_budget_with_one_journaled_notice() {
     let plugins = PluginDir::new();
     plugins.add(

@@ -2,8 +2,9 @@
 //! one controller's life (health with the generated certs, restart as a
 //! member, etcd killed and restarted, SIGTERM and SIGKILL leave no etcd),
 //! one data dir, one controller (a second is refused while the first runs),
-//! parallel joins into one cluster, joiners killed at every step, and
-//! tokens that must be refused. etcd, etcdctl and openssl must be
+//! parallel joins into one cluster, joiners killed at every step, a joined
+//! data dir that must never create a cluster, external etcd, and tokens
+//! that must be refused. etcd, etcdctl and openssl must be
 //! installed (`cargo xtask test` installs them).
 //!
 //! Each test has its own address block `127.<block>.0.x`; the heavy ones
@@ -14,7 +15,7 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::cluster::{self, Controller, wait_for};
+use common::cluster::{self, Controller, ExternalEtcd, wait_for};
 
 const START: Duration = Duration::from_secs(60);
 
@@ -215,17 +216,7 @@ fn a_joiner_killed_at_any_step_restarts_into_the_same_cluster_without_orphans() 
     // Stopped while asking to be added, after an init-only run with the
     //    token fetched the CAs: SIGTERM is a clean exit, with no etcd, no
     //    membership recorded and none added.
-    let config = c2.config.display().to_string();
-    let token_arg = token.display().to_string();
-    c2.plinth(&[
-        "controller",
-        "--init-only",
-        "--config",
-        &config,
-        "--token-file",
-        &token_arg,
-    ])
-    .expect_code(0);
+    c2.init_only(Some(&token));
     c1.signal(libc::SIGSTOP);
     c2.start(Some(&token));
     wait_for("c2 asking to be added", START, || {
@@ -380,17 +371,7 @@ fn a_joined_data_dir_never_becomes_a_second_cluster_or_reuses_a_member_that_ran(
     // 2. Init-only with the token (the CAs fetched and committed), then run
     //    mode without it: the data dir joined a cluster and creates none.
     let mut c3 = Controller::new(base.path(), 31, 3, "");
-    let config = c3.config.display().to_string();
-    let token_arg = token.display().to_string();
-    c3.plinth(&[
-        "controller",
-        "--init-only",
-        "--config",
-        &config,
-        "--token-file",
-        &token_arg,
-    ])
-    .expect_code(0);
+    c3.init_only(Some(&token));
     c3.start(None);
     assert_eq!(c3.wait_exit(START), 2, "{}", c3.log_text());
     let log = c3.log_text();
@@ -424,6 +405,63 @@ fn a_joined_data_dir_never_becomes_a_second_cluster_or_reuses_a_member_that_ran(
     let members = c1.members();
     assert_eq!(members.len(), 3, "{members:?}");
     assert_eq!(voters(&members), 3, "{members:?}");
+    assert_eq!(c1.stop(), 0, "{}", c1.log_text());
+}
+
+#[test]
+fn with_external_etcd_no_etcd_is_started_tokens_live_there_and_a_joiner_adds_no_member() {
+    let _heavy = cluster::heavy();
+    let base = tempfile::tempdir().unwrap();
+    // The external cluster: etcd on 127.34.0.9 with the certificates of an
+    // init-only run, and no Plinth around it.
+    let operator = Controller::new(base.path(), 34, 9, "");
+    operator.init_only(None);
+    let _etcd = ExternalEtcd::start(&operator);
+    let pki = operator.data.join("pki");
+    let external = |node: &Controller| {
+        let yaml = format!(
+            "spec:\n  api:\n    address: {ip}\n  storage:\n    type: external\n    etcd:\n      externalCluster:\n        endpoints: [\"{endpoint}\"]\n        caFile: {pki}/etcd/ca.crt\n        certFile: {pki}/apiserver-etcd-client.crt\n        keyFile: {pki}/apiserver-etcd-client.key\n",
+            ip = node.ip,
+            endpoint = operator.client_url(),
+            pki = pki.display(),
+        );
+        std::fs::write(&node.config, yaml).unwrap();
+    };
+    let stored_tokens = || {
+        let out = operator.etcdctl(&["get", "--prefix", "--keys-only", "/plinth/tokens/"]);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.is_empty())
+            .count()
+    };
+
+    let mut c1 = Controller::new(base.path(), 34, 1, "");
+    external(&c1);
+    c1.start(None);
+    wait_for("c1 ready", START, || c1.plinth(&["status"]).code == 0);
+    assert!(c1.etcd_pids().is_empty(), "c1 started an etcd");
+    assert!(!c1.data.join("etcd").exists());
+    let token = c1.token_file(&[]);
+    assert_eq!(stored_tokens(), 1, "the token is kept in the external etcd");
+
+    let mut c2 = Controller::new(base.path(), 34, 2, "");
+    external(&c2);
+    c2.start(Some(&token));
+    wait_for("c2 ready", START, || c2.plinth(&["status"]).code == 0);
+    assert!(c2.etcd_pids().is_empty(), "c2 started an etcd");
+    assert_eq!(
+        std::fs::read(c2.data.join("pki/ca.crt")).unwrap(),
+        std::fs::read(c1.data.join("pki/ca.crt")).unwrap(),
+        "c2 issued its leaves from the cluster CA it fetched"
+    );
+    let members = operator.etcdctl(&["member", "list"]);
+    assert_eq!(
+        String::from_utf8_lossy(&members.stdout).lines().count(),
+        1,
+        "a joiner with external etcd adds no member"
+    );
+    assert_eq!(c2.stop(), 0, "{}", c2.log_text());
     assert_eq!(c1.stop(), 0, "{}", c1.log_text());
 }
 
@@ -504,6 +542,27 @@ fn revoked_expired_foreign_and_misaddressed_tokens_are_refused_and_change_nothin
         assert_eq!(c1.members(), before, "the cluster changed");
         std::fs::remove_dir_all(joiner.data.parent().unwrap()).unwrap();
     }
+
+    // Revoked between the CA fetch (an init-only run) and the member add:
+    // the add is refused too.
+    let late = c1.token_file(&[]);
+    let late_id = std::fs::read_to_string(&late).unwrap();
+    let late_id = late_id
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    let mut joiner = Controller::new(base.path(), 24, 2, "");
+    joiner.init_only(Some(&late));
+    c1.plinth(&["token", "revoke", late_id]).expect_code(0);
+    joiner.start(Some(&late));
+    assert_eq!(joiner.wait_exit(START), 2, "{}", joiner.log_text());
+    assert!(joiner.log_text().contains("refused the join token"));
+    assert!(!joiner.data.join("etcd/join.json").exists());
+    assert_eq!(c1.members(), before, "the cluster changed");
+
     let server_log = c1.log_text();
     assert!(
         server_log.contains("unknown or revoked token"),

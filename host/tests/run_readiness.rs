@@ -282,6 +282,15 @@ fn after_ready_readyz_follows_etcd_and_ready_is_still_sent_once() {
     let [etcd] = c1.etcd_pids()[..] else {
         panic!("one etcd expected: {:?}", c1.etcd_pids())
     };
+    // Readiness is Plinth's to announce: etcd was started without the
+    // controller's NOTIFY_SOCKET.
+    let environ = std::fs::read(format!("/proc/{etcd}/environ")).unwrap();
+    assert!(
+        !environ
+            .split(|b| *b == 0)
+            .any(|var| var.starts_with(b"NOTIFY_SOCKET=")),
+        "etcd sees NOTIFY_SOCKET"
+    );
     // SAFETY: the etcd this test's controller started.
     unsafe { libc::kill(etcd, libc::SIGSTOP) };
     let mut down = None;

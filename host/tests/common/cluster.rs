@@ -222,6 +222,18 @@ impl Controller {
         super::plinth(&all)
     }
 
+    /// `plinth controller --init-only` on this controller's config and data
+    /// dir, with `token` when given; its exit code must be 0.
+    pub fn init_only(&self, token: Option<&Path>) {
+        let config = self.config.display().to_string();
+        let mut args = vec!["controller", "--init-only", "--config", &config];
+        let token = token.map(|t| t.display().to_string());
+        if let Some(token) = &token {
+            args.extend(["--token-file", token]);
+        }
+        self.plinth(&args).expect_code(0);
+    }
+
     /// `plinth etcd members --output json`, parsed.
     pub fn members(&self) -> Vec<serde_json::Value> {
         let run = self.plinth(&["etcd", "members", "--output", "json"]);
@@ -331,6 +343,70 @@ impl Drop for Forwarder {
         if let Some(accepting) = self.accepting.take() {
             let _ = accepting.join();
         }
+    }
+}
+
+/// An etcd run by someone else, as `storage.type: external` expects: one
+/// member on `controller`'s address and certificates (made by an
+/// init-only run), with no Plinth around it. Killed on drop.
+pub struct ExternalEtcd {
+    child: Child,
+}
+
+impl ExternalEtcd {
+    pub fn start(controller: &Controller) -> Self {
+        let pki = controller.data.join("pki");
+        let peer = format!("https://{}:2380", controller.ip);
+        let client = controller.client_url();
+        let child = Command::new("etcd")
+            .current_dir(&pki)
+            .args(["--name", "external", "--data-dir"])
+            .arg(controller.data.parent().unwrap().join("external-etcd"))
+            .args([
+                "--listen-client-urls",
+                &client,
+                "--advertise-client-urls",
+                &client,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer,
+                "--initial-advertise-peer-urls",
+                &peer,
+            ])
+            .args(["--initial-cluster", &format!("external={peer}")])
+            .args([
+                "--cert-file",
+                "etcd/server.crt",
+                "--key-file",
+                "etcd/server.key",
+            ])
+            .args(["--client-cert-auth", "--trusted-ca-file", "etcd/ca.crt"])
+            .args([
+                "--peer-cert-file",
+                "etcd/peer.crt",
+                "--peer-key-file",
+                "etcd/peer.key",
+            ])
+            .args([
+                "--peer-client-cert-auth",
+                "--peer-trusted-ca-file",
+                "etcd/ca.crt",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcd (etcd-server) is needed for this test");
+        controller.wait_healthy(Duration::from_secs(30));
+        Self { child }
+    }
+}
+
+impl Drop for ExternalEtcd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -56,12 +56,7 @@ pub fn single_start(plinth: &Path, rounds: usize) -> Result<Vec<Sample>> {
             &format!("c1={}", node.peer_url()),
         )?;
         wait_for("etcd alone healthy", TIMEOUT, || {
-            etcdctl(
-                &node.data.join("pki"),
-                &node.client_url(),
-                &["endpoint", "health"],
-            )
-            .is_ok_and(|out| out.status.success())
+            answers_health(&node.data.join("pki"), &node.client_url())
         })?;
         samples.push(Sample {
             ours,
@@ -119,14 +114,9 @@ pub fn four_joiners(plinth: &Path, rounds: usize) -> Result<Vec<Sample>> {
             })
             .collect::<Result<Vec<_>>>()?;
         wait_for("the static cluster healthy", TIMEOUT, || {
-            nodes.iter().all(|n| {
-                etcdctl(
-                    &n.data.join("pki"),
-                    &n.client_url(),
-                    &["endpoint", "health"],
-                )
-                .is_ok_and(|out| out.status.success())
-            })
+            nodes
+                .iter()
+                .all(|n| answers_health(&n.data.join("pki"), &n.client_url()))
         })?;
         samples.push(Sample {
             ours,
@@ -135,6 +125,11 @@ pub fn four_joiners(plinth: &Path, rounds: usize) -> Result<Vec<Sample>> {
         });
     }
     Ok(samples)
+}
+
+/// `etcdctl endpoint health` against an etcd started by hand succeeds.
+fn answers_health(pki: &Path, client_url: &str) -> bool {
+    etcdctl(pki, client_url, &["endpoint", "health"]).is_ok_and(|out| out.status.success())
 }
 
 fn spawn_etcd(pki: &Path, data: &Path, name: &str, ip: &str, initial: &str) -> Result<Guard> {
