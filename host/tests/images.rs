@@ -358,6 +358,31 @@ fn digest_pins_are_applied() {
 }
 
 #[test]
+fn a_site_pinning_a_thousand_images_gets_its_manifest_read() {
+    let plugins = PluginDir::new();
+    let pause = format!("sha256:{}", "c".repeat(64));
+    let mut pins: Vec<String> = (0..999)
+        .map(|i| format!("registry.example.com/team/app-{i}:1.0.{i}=sha256:{i:064x}"))
+        .collect();
+    pins.push(format!("registry.k8s.io/pause:3.10={pause}"));
+    let settings = format!(
+        "registry = \"mirror.local\"\ndigests = \"\"\"\n{}\n\"\"\"",
+        pins.join("\n")
+    );
+    assert!(settings.len() > 64 << 10, "the manifest is past 64 KiB");
+    mirror(&plugins, &settings);
+    let run = plinth(&["airgap", "list-images", "--plugins", &plugins.arg()]);
+    run.expect_code(0);
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l == format!("mirror.local/pause:3.10@{pause}")),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
 fn a_bad_mirror_setting_fails_at_load() {
     for settings in [
         "prefix = \"k8s\"",

@@ -35,8 +35,10 @@ impl ClientCertificate {
         }
     }
 }
-/// The largest manifest read: settings included, a real one is under 4 KiB.
-const MAX_MANIFEST_BYTES: u64 = 64 << 10;
+/// The largest manifest read. Most are under 4 KiB, but settings may carry
+/// a site's digest pins (airgap-mirror's `digests`: about 90 bytes per
+/// image, 1000 images ≈ 90 KiB); TOML nesting is bounded by the parser.
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
 
 /// A plugin's manifest, as written. Every key is optional.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
