@@ -204,6 +204,11 @@ pub async fn serve(
                 }
             },
         };
+        // A small answer leaves as two TLS records; with Nagle on, the
+        // second waits for the client's delayed ACK (40 ms on Linux).
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "join API: cannot set TCP_NODELAY");
+        }
         let acceptor = acceptor.clone();
         let router = router.clone();
         let cancel = cancel.clone();
