@@ -4,6 +4,8 @@
 //! openssl, kubectl, etcd and etcdctl must be installed: a test that cannot
 //! find one fails with a message saying which.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, TcpListener};
@@ -469,42 +471,19 @@ fn etcd_serves_with_generated_certs(alg: KeyAlgorithm) {
     let client_url = format!("https://127.0.0.1:{client}");
     let peer_url = format!("https://127.0.0.1:{peer}");
     let log = dir.root().join("etcd.log");
-    let child = Command::new("etcd")
-        .current_dir(&pki)
-        .args(["--name", "node1", "--data-dir"])
-        .arg(dir.root().join("etcd-data"))
-        .args(["--listen-client-urls", &client_url])
-        .args(["--advertise-client-urls", &client_url])
-        .args(["--listen-peer-urls", &peer_url])
-        .args(["--initial-advertise-peer-urls", &peer_url])
-        .args(["--initial-cluster", &format!("node1={peer_url}")])
-        .args(["--initial-cluster-state", "new"])
-        .args([
-            "--cert-file",
-            "etcd/server.crt",
-            "--key-file",
-            "etcd/server.key",
-        ])
-        .args(["--client-cert-auth", "--trusted-ca-file", "etcd/ca.crt"])
-        .args([
-            "--peer-cert-file",
-            "etcd/peer.crt",
-            "--peer-key-file",
-            "etcd/peer.key",
-        ])
-        .args([
-            "--peer-client-cert-auth",
-            "--peer-trusted-ca-file",
-            "etcd/ca.crt",
-        ])
-        .stdout(Stdio::null())
-        .stderr(fs::File::create(&log).expect("etcd log"))
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "required tool `etcd` could not be run ({e}); install etcd-server to run this test"
-            )
-        });
+    let child = common::etcd_by_hand(
+        &pki,
+        "node1",
+        &dir.root().join("etcd-data"),
+        &client_url,
+        &peer_url,
+    )
+    .stdout(Stdio::null())
+    .stderr(fs::File::create(&log).expect("etcd log"))
+    .spawn()
+    .unwrap_or_else(|e| {
+        panic!("required tool `etcd` could not be run ({e}); install etcd-server to run this test")
+    });
     let guard = EtcdGuard { child, log };
     let ctl = |extra: &[&str], cert: &str| {
         let mut args = vec![

@@ -358,46 +358,17 @@ impl ExternalEtcd {
         let pki = controller.data.join("pki");
         let peer = format!("https://{}:2380", controller.ip);
         let client = controller.client_url();
-        let child = Command::new("etcd")
-            .current_dir(&pki)
-            .args(["--name", "external", "--data-dir"])
-            .arg(controller.data.parent().unwrap().join("external-etcd"))
-            .args([
-                "--listen-client-urls",
-                &client,
-                "--advertise-client-urls",
-                &client,
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peer,
-                "--initial-advertise-peer-urls",
-                &peer,
-            ])
-            .args(["--initial-cluster", &format!("external={peer}")])
-            .args([
-                "--cert-file",
-                "etcd/server.crt",
-                "--key-file",
-                "etcd/server.key",
-            ])
-            .args(["--client-cert-auth", "--trusted-ca-file", "etcd/ca.crt"])
-            .args([
-                "--peer-cert-file",
-                "etcd/peer.crt",
-                "--peer-key-file",
-                "etcd/peer.key",
-            ])
-            .args([
-                "--peer-client-cert-auth",
-                "--peer-trusted-ca-file",
-                "etcd/ca.crt",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("etcd (etcd-server) is needed for this test");
+        let child = super::etcd_by_hand(
+            &pki,
+            "external",
+            &controller.data.parent().unwrap().join("external-etcd"),
+            &client,
+            &peer,
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("etcd (etcd-server) is needed for this test");
         controller.wait_healthy(Duration::from_secs(30));
         Self { child }
     }

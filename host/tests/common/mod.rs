@@ -184,3 +184,39 @@ pub fn temp_file(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&path, text).expect("write temp file");
     (dir, path)
 }
+
+/// etcd started by hand, the way an operator would, on the certificates in
+/// `pki` (a data dir's `pki/`: client and peer mTLS on `etcd/*`): a new
+/// one-member cluster `name` at these URLs. The caller picks its output and
+/// owns the process.
+pub fn etcd_by_hand(
+    pki: &Path,
+    name: &str,
+    data: &Path,
+    client_url: &str,
+    peer_url: &str,
+) -> Command {
+    let mut command = Command::new("etcd");
+    command
+        .current_dir(pki)
+        .args(["--name", name, "--data-dir"])
+        .arg(data)
+        .args(["--listen-client-urls", client_url])
+        .args(["--advertise-client-urls", client_url])
+        .args(["--listen-peer-urls", peer_url])
+        .args(["--initial-advertise-peer-urls", peer_url])
+        .args(["--initial-cluster", &format!("{name}={peer_url}")])
+        .args(["--initial-cluster-state", "new"])
+        .args(["--cert-file", "etcd/server.crt"])
+        .args(["--key-file", "etcd/server.key"])
+        .args(["--client-cert-auth", "--trusted-ca-file", "etcd/ca.crt"])
+        .args(["--peer-cert-file", "etcd/peer.crt"])
+        .args(["--peer-key-file", "etcd/peer.key"])
+        .args([
+            "--peer-client-cert-auth",
+            "--peer-trusted-ca-file",
+            "etcd/ca.crt",
+        ])
+        .stdin(std::process::Stdio::null());
+    command
+}
