@@ -18,25 +18,30 @@ const MAX_NAME_BYTES: usize = 64;
 /// Where this node lists its modules.
 #[derive(Clone, Debug)]
 pub struct KernelModules {
+    /// Read again for each observation: modules load while the node runs.
     loaded: PathBuf,
-    builtin: Option<PathBuf>,
+    /// Read once: what is built in changes only with the kernel (the file
+    /// has thousands of lines on a distribution kernel).
+    builtin: Option<Vec<String>>,
 }
 
 impl KernelModules {
     /// The running kernel's `/proc/modules` and `modules.builtin`.
     pub fn of_this_node() -> Self {
-        Self {
-            loaded: PathBuf::from("/proc/modules"),
-            builtin: kernel_release().map(|release| {
-                Path::new("/lib/modules")
-                    .join(release)
-                    .join("modules.builtin")
-            }),
-        }
+        let builtin = kernel_release().map(|release| {
+            Path::new("/lib/modules")
+                .join(release)
+                .join("modules.builtin")
+        });
+        Self::at(PathBuf::from("/proc/modules"), builtin)
     }
 
     /// Lists kept elsewhere (tests).
     pub fn at(loaded: PathBuf, builtin: Option<PathBuf>) -> Self {
+        let builtin = builtin
+            .as_deref()
+            .and_then(read_bounded)
+            .map(|text| builtin_names(&text));
         Self { loaded, builtin }
     }
 
@@ -44,15 +49,14 @@ impl KernelModules {
     /// read (a container without `/proc/modules`, say).
     pub fn read(&self) -> Option<Vec<String>> {
         let loaded = read_bounded(&self.loaded).map(|text| loaded_names(&text));
-        let builtin = self
-            .builtin
-            .as_deref()
-            .and_then(read_bounded)
-            .map(|text| builtin_names(&text));
-        if loaded.is_none() && builtin.is_none() {
+        if loaded.is_none() && self.builtin.is_none() {
             return None;
         }
-        let mut names: Vec<String> = loaded.into_iter().chain(builtin).flatten().collect();
+        let mut names: Vec<String> = loaded
+            .into_iter()
+            .flatten()
+            .chain(self.builtin.iter().flatten().cloned())
+            .collect();
         names.sort_unstable();
         names.dedup();
         Some(names)
