@@ -323,6 +323,14 @@ fn only_defaults_leaves_explicit_images_alone() {
     );
 }
 
+/// `list-images` printed `image` as one of its lines.
+fn assert_lists(stdout: &str, image: &str) {
+    assert!(
+        stdout.lines().any(|l| l == image),
+        "{image} not in:\n{stdout}"
+    );
+}
+
 #[test]
 fn digest_pins_are_applied() {
     let plugins = PluginDir::new();
@@ -338,13 +346,7 @@ fn digest_pins_are_applied() {
     );
     let run = plinth(&["airgap", "list-images", "--plugins", &plugins.arg()]);
     run.expect_code(0);
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l == format!("mirror.local/pause:3.10@{pause}")),
-        "{}",
-        run.stdout
-    );
+    assert_lists(&run.stdout, &format!("mirror.local/pause:3.10@{pause}"));
     assert!(
         run.stdout
             .lines()
@@ -373,13 +375,7 @@ fn a_site_pinning_a_thousand_images_gets_its_manifest_read() {
     mirror(&plugins, &settings);
     let run = plinth(&["airgap", "list-images", "--plugins", &plugins.arg()]);
     run.expect_code(0);
-    assert!(
-        run.stdout
-            .lines()
-            .any(|l| l == format!("mirror.local/pause:3.10@{pause}")),
-        "{}",
-        run.stdout
-    );
+    assert_lists(&run.stdout, &format!("mirror.local/pause:3.10@{pause}"));
 }
 
 #[test]
